@@ -1,0 +1,100 @@
+"""Reading and writing the benchmark files exactly (PNG of 8/16 bits, ``.npy``).
+
+OpenCV is used because Pillow cannot hold 3-channel 16-bit PNGs (MUSES lidar) and
+decodes large PNGs more slowly. OpenCV works in BGR; everything here speaks RGB.
+Writes are atomic (temporary file + rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rsbench.errors import DataError
+
+cv2.setNumThreads(1)
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Read a PNG unchanged: ``[H, W]`` or ``[H, W, C]`` (RGB/RGBA order), uint8 or uint16.
+
+    Raises :class:`DataError` for a missing, truncated or undecodable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"missing file: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise DataError(f"unreadable or truncated image: {path}")
+    if img.ndim == 3:
+        if img.shape[2] == 3:
+            img = img[:, :, ::-1]
+        elif img.shape[2] == 4:
+            img = img[:, :, [2, 1, 0, 3]]
+    return np.ascontiguousarray(img)
+
+
+def png_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of a PNG from its header, without decoding the pixels."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DataError(f"not a PNG file: {path}")
+    width = int.from_bytes(head[16:20], "big")
+    height = int.from_bytes(head[20:24], "big")
+    return height, width
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """Read a ``.npy`` array without pickle (never executes code from a file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"missing file: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"unreadable .npy file: {path} ({exc})") from None
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: str | Path, img: np.ndarray) -> None:
+    """Write ``[H, W]`` or ``[H, W, 3]`` (RGB) uint8/uint16 as a PNG, byte-reproducibly."""
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG needs uint8 or uint16, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[:, :, ::-1]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise OSError(f"could not encode PNG for {path}")
+    _atomic_write_bytes(Path(path), buf.tobytes())
+
+
+def write_npy(path: str | Path, arr: np.ndarray) -> None:
+    """Write a ``.npy`` file atomically."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    _atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
