@@ -1,0 +1,139 @@
+"""Hybrid Prototype Distillation (HPDM) from RobustSeg.
+
+Paper: "Robust Multimodal Segmentation with Representation Regularization and Hybrid Prototype
+Distillation", arXiv 2505.12861 (later version: RMMSS). For each sample ``b``, stage ``j`` and
+modality, class prototypes ``P[c]`` = mean of the stage-j features over the pixels labelled ``c``
+(labels nearest-downsampled to the feature size, ignore pixels excluded, absent classes -> zero
+vector), a ``K x C`` matrix. The loss per teacher/student pair is
+``KL(softmax_K(P_T) || softmax_K(P_S))`` (softmax over the class axis, separately per channel,
+no temperature) averaged over the ``K*C`` entries; summed over stages and pairs, divided by ``B``::
+
+    L = (1/B) sum_b sum_j sum_m  mean_{k,c} KL-term(P_T[b, j, m], P_S[b, j, pi(m)])
+
+Differences from the released code (offered as options, see ``class_prototypes`` / ``draw_pairing``):
+
+- prototypes: default ``norm="mean"`` (true mean); the release divides the class sum by the pixel
+  count twice (``norm="count_squared"``), which makes the small stage-4 maps dominate;
+- pairing ``pi``: default ``shuffle`` (one random permutation per call, shared by all stages and
+  samples, as the paper writes it); ``same`` is the released ``drop`` recipe, ``random`` (each
+  teacher modality picks a student modality independently) the released ``zero`` recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsbench.losses._pairing import draw_pairing
+from rsbench.losses._registry import LOSSES
+
+NORMS = ("mean", "count_squared")
+
+
+def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize (torch ``mode="nearest"``: source index ``floor(i * in / out)``).
+
+    ``labels [B, H, W]`` long -> ``[B, h, w]`` long.
+    """
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def class_prototypes(
+    features: Tensor, labels: Tensor, num_classes: int, norm: str = "mean", ignore_index: int = 255
+) -> Tensor:
+    """Per-class masked feature averages.
+
+    Args:
+        features: ``[B, M, C, h, w]`` float.
+        labels: ``[B, H, W]`` long; nearest-downsampled to ``(h, w)``; ``ignore_index`` excluded.
+        num_classes: K; labels other than ``ignore_index`` must lie in ``[0, K)``.
+        norm: ``mean`` (sum / n) or ``count_squared`` (sum / n**2, released quirk).
+
+    Returns:
+        ``[B, M, K, C]``; rows of classes absent from the sample are zero.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"unknown prototype norm {norm!r}; expected one of {NORMS}")
+    b, m, c, h, w = features.shape
+    lab = downsample_labels(labels, (h, w)).reshape(b, h * w)
+    valid = lab != ignore_index
+    onehot = F.one_hot(torch.where(valid, lab, 0), num_classes).to(features.dtype) * valid[..., None]  # [B, P, K]
+    sums = torch.einsum("bmcp,bpk->bmkc", features.reshape(b, m, c, h * w), onehot)
+    counts = onehot.sum(1).clamp(min=1.0)[:, None, :, None]  # [B, 1, K, 1]
+    return sums / (counts if norm == "mean" else counts * counts)
+
+
+def prototype_kl(student_protos: Tensor, teacher_protos: Tensor) -> Tensor:
+    """``KL(softmax_K(P_T) || softmax_K(P_S))`` averaged over the K*C entries: ``[..., K, C] -> [...]``."""
+    log_s = F.log_softmax(student_protos, dim=-2)
+    log_t = F.log_softmax(teacher_protos, dim=-2)
+    return (log_t.exp() * (log_t - log_s)).mean(dim=(-2, -1))
+
+
+def hpdm_loss(
+    student_feats: Sequence[Tensor],
+    teacher_feats: Sequence[Tensor],
+    labels: Tensor,
+    num_classes: int,
+    pairing: str | Tensor = "shuffle",
+    norm: str = "mean",
+    generator: torch.Generator | None = None,
+    ignore_index: int = 255,
+) -> Tensor:
+    """HPDM loss over all stages.
+
+    Args:
+        student_feats, teacher_feats: per stage ``[B, M, C_j, h_j, w_j]``, same modality order.
+        labels: ``[B, H, W]`` long.
+        pairing: ``same`` | ``shuffle`` | ``random`` or a LongTensor ``[M]`` (``pi[m]`` = student
+            modality taught by teacher modality ``m``); drawn once per call with ``generator``.
+
+    Returns:
+        Scalar: sum over stages and pairs of the per-pair KL, averaged over the batch.
+    """
+    if len(student_feats) != len(teacher_feats):
+        raise ValueError(f"{len(student_feats)} student stages vs {len(teacher_feats)} teacher stages")
+    b, m = teacher_feats[0].shape[:2]
+    pi = draw_pairing(pairing, m, generator).to(labels.device)
+    total = teacher_feats[0].new_zeros(())
+    for fs, ft in zip(student_feats, teacher_feats, strict=True):
+        if fs.shape != ft.shape:
+            raise ValueError(f"stage shapes differ: {tuple(fs.shape)} vs {tuple(ft.shape)}")
+        ps = class_prototypes(fs, labels, num_classes, norm, ignore_index)
+        pt = class_prototypes(ft.detach(), labels, num_classes, norm, ignore_index)
+        total = total + prototype_kl(ps[:, pi], pt).sum()
+    return total / b
+
+
+@LOSSES.register("hpdm")
+class HPDMLoss(nn.Module):
+    """HPDM module; ``forward(student_feats, teacher_feats, labels, generator=None, pairing=None)``.
+
+    ``pairing`` in ``forward`` (a LongTensor ``[M]``) overrides the configured scheme for that call.
+    """
+
+    def __init__(self, num_classes: int, pairing: str = "shuffle", norm: str = "mean", ignore_index: int = 255) -> None:
+        super().__init__()
+        if pairing not in ("same", "shuffle", "random"):
+            raise ValueError(f"unknown pairing {pairing!r}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown prototype norm {norm!r}")
+        self.num_classes, self.pairing, self.norm, self.ignore_index = num_classes, pairing, norm, ignore_index
+
+    def forward(
+        self,
+        student_feats: Sequence[Tensor],
+        teacher_feats: Sequence[Tensor],
+        labels: Tensor,
+        generator: torch.Generator | None = None,
+        pairing: Tensor | None = None,
+    ) -> Tensor:
+        scheme = self.pairing if pairing is None else pairing
+        return hpdm_loss(
+            student_feats, teacher_feats, labels, self.num_classes, scheme, self.norm, generator, self.ignore_index
+        )
