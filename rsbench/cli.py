@@ -50,9 +50,11 @@ def _root(
 
 
 def _register() -> None:
-    from rsbench.commands import data, demo
+    from rsbench.commands import data, demo, evaluate, train
 
     app.add_typer(data.app, name="data")
+    app.command("train")(train.train_cmd)
+    app.command("eval")(evaluate.eval_cmd)
     app.command("demo")(demo.demo)
 
 

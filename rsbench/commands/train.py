@@ -1,0 +1,82 @@
+"""``rsbench train METHOD``: train a method card's stages (teacher, then student) on a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rsbench.cards import MethodCard, load_card
+from rsbench.console import console
+from rsbench.errors import ConfigError
+
+
+def default_out(dataset: str, card: MethodCard, profile: str) -> Path:
+    return Path("runs") / dataset / f"{card.name}-{profile}"
+
+
+def _reusable_teacher(path: Path, card: MethodCard, dataset: str) -> bool:
+    """A finished teacher checkpoint trained with exactly this card on this dataset."""
+    from rsbench.train import load_checkpoint
+
+    if not path.is_file():
+        return False
+    ckpt = load_checkpoint(path)
+    return bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
+
+
+def train_cmd(
+    method: str = typer.Argument(..., help="Method card name (e.g. teacher) or path to a card .yaml."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="deliver, muses, mcubes, or a -synth name."),
+    root: Path | None = typer.Option(None, "--root", help="Folder of the real dataset."),
+    profile: str = typer.Option("paper", "--profile", "-p", help="Card profile: paper (GPU) or quick (CPU)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/DATASET/METHOD-PROFILE)."),
+    stage: str | None = typer.Option(None, "--stage", help="Only this stage: teacher or student."),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint for a student stage."),
+    iters: int | None = typer.Option(None, "--iters", help="Override the card's iterations."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Override the batch size."),
+    lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
+    seed: int | None = typer.Option(None, "--seed", help="Override the seed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    stop_after: int | None = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after N iterations."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
+) -> None:
+    """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
+    from rsbench.data import split_name
+    from rsbench.train import CHECKPOINT_NAME, train
+
+    split_name(dataset)
+    overrides = {"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed}
+    card = load_card(method, profile, overrides)
+    if stage not in (None, "teacher", "student"):
+        raise ConfigError(f"--stage must be teacher or student, got {stage!r}")
+    if stage == "student" and card.stage != "student":
+        raise ConfigError(f"method {card.name} has no student stage")
+
+    if card.stage == "student" and stage != "student" and teacher is None:
+        if card.teacher is None:
+            raise ConfigError(f"student card {card.name} names no teacher card")
+        t_card = load_card(card.teacher, profile, {"seed": seed})
+        t_out = default_out(dataset, t_card, profile)
+        t_ckpt = t_out / CHECKPOINT_NAME
+        if _reusable_teacher(t_ckpt, t_card, dataset):
+            console.print(f"reusing teacher {t_ckpt}")
+        else:
+            console.print(f"[bold]stage 1[/bold]: teacher card {t_card.name} -> {t_out}")
+            resume_teacher = t_ckpt.is_file()
+            res = train(t_card, dataset, t_out, root=root, resume=resume_teacher, device=device, profile=profile)
+            console.print(f"teacher done in {res.wall_time_s:.0f} s: {res.checkpoint}")
+        teacher = t_ckpt
+        if stage == "teacher":
+            return
+    elif stage == "teacher" and card.stage == "student":
+        raise ConfigError("--stage teacher with --teacher makes no sense: the teacher is given")
+
+    out = out or default_out(dataset, card, profile)
+    label = "stage 2: student" if card.stage == "student" else "training"
+    console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
+    res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
+                device=device, profile=profile)
+    last = res.history[-1] if res.history else None
+    tail = f", val mIoU {last['val_miou']:.2f}" if last else ""
+    console.print(f"done in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")

@@ -1,0 +1,359 @@
+"""The one training loop, for every method and stage (nanoGPT's habit: read it top to bottom).
+
+setup -> data -> model (and frozen teacher for students) -> optimiser -> loop:
+    batch -> modality dropout (students) -> forward -> weighted losses -> step -> schedule
+    -> periodic validation -> atomic checkpoint.
+Methods differ by their cards (losses, weights, dropout), never by copies of this loop.
+
+Determinism and resume: the batch order depends only on (seed, epoch), each sample's
+augmentation on (seed, epoch, index), and the global and dropout RNG states are saved in
+every checkpoint, so stopping after N steps and resuming gives the same weights as an
+uninterrupted run (on CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+
+from rsbench import __version__
+from rsbench.cards import MethodCard, card_from_dict
+from rsbench.data import SegmentationDataset, create_dataset
+from rsbench.data.transforms import EvalResize, PairedAugment, SeededAugmented, collate
+from rsbench.errors import ConfigError, RsbenchError
+from rsbench.losses import create_loss
+from rsbench.modality_dropout import ModalityDropout
+from rsbench.models import MultiModalSegmentor, create_model
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class TrainingError(RsbenchError):
+    """Training cannot go on (NaN loss, incompatible checkpoint)."""
+
+
+# ---------------------------------------------------------------- helpers
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def data_fingerprint(ds: SegmentationDataset) -> str:
+    """Hash of what a model was trained on: dataset name, modalities and sample ids."""
+    h = hashlib.sha256(f"{ds.name}|{','.join(ds.modalities)}|".encode())
+    for ref in ds.samples:
+        h.update(ref.id.encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def lr_factor(it: int, card: MethodCard) -> float:
+    """Linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0 (per iteration, published)."""
+    if it < card.warmup_iters:
+        return card.warmup_ratio + (1.0 - card.warmup_ratio) * it / card.warmup_iters
+    span = max(1, card.iters - card.warmup_iters)
+    return (1.0 - (it - card.warmup_iters) / span) ** card.poly_power
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices and kernels, none on 1-D params (norms, biases)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Batches of a seeded per-epoch permutation, starting at any global iteration (for resume)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_iter: int, total_iters: int,
+                 dataset: SeededAugmented) -> None:
+        if n < batch_size:
+            raise ConfigError(f"the training split has {n} samples, fewer than batch size {batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.total, self.dataset = start_iter, total_iters, dataset
+        self.per_epoch = n // batch_size
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        it = self.start
+        while it < self.total:
+            epoch, pos = divmod(it, self.per_epoch)
+            self.dataset.set_epoch(epoch)
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+            for b in range(pos, self.per_epoch):
+                if it >= self.total:
+                    return
+                yield perm[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+                it += 1
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a broken checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an rsbench checkpoint safely (``weights_only=True``: no code from the file runs)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise ConfigError(f"{path}: not a readable rsbench checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "card" not in ckpt:
+        raise ConfigError(f"{path}: not an rsbench checkpoint (no model/card entries)")
+    return ckpt
+
+
+def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int) -> MultiModalSegmentor:
+    return create_model(
+        card.model,
+        modalities=modalities,
+        num_classes=num_classes,
+        embed_dim=card.embed_dim,
+        missing=card.missing,
+        drop_path_rate=card.drop_path,
+        pretrained=card.pretrained,
+    )
+
+
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> tuple[MultiModalSegmentor, MethodCard]:
+    """Rebuild the trained model of a checkpoint (eval mode) and its resolved card."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    card = card_from_dict({**ckpt["card"], "pretrained": None})
+    model = build_model(card, tuple(ckpt["modalities"]), int(ckpt["num_classes"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"checkpoint does not fit model {card.model}: {first}") from None
+    return model.eval(), card
+
+
+# ---------------------------------------------------------------- losses
+@dataclass
+class StepOutputs:
+    """What one forward pass produced, for the loss terms."""
+
+    logits: Tensor
+    features: list[Tensor]
+    labels: Tensor
+    teacher_logits: Tensor | None = None
+    teacher_features: list[Tensor] | None = None
+
+
+def build_losses(card: MethodCard, num_classes: int) -> dict[str, nn.Module]:
+    """One module per weighted loss term named in the card."""
+    options: dict[str, dict[str, Any]] = {
+        "ohem_ce": {"thresh": card.ohem_thresh},
+        "kd": {"temperature": card.kd_temperature},
+        "hpdm": {"num_classes": num_classes, "pairing": card.hpdm_pairing, "norm": card.hpdm_norm},
+        "rrm": {"axis": card.rrm_axis, "lam": card.rrm_lambda, "n_samples": card.rrm_samples},
+    }
+    needs_teacher = {"kd", "hpdm", "rrm"}
+    if card.stage == "teacher" and needs_teacher & set(card.losses):
+        raise ConfigError(f"card {card.name}: losses {sorted(needs_teacher & set(card.losses))} need a teacher")
+    return {name: create_loss(name, **options.get(name, {})) for name in card.losses}
+
+
+def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Generator) -> dict[str, Tensor]:
+    """Each named loss on the step's outputs (unweighted)."""
+    terms = {}
+    for name, fn in losses.items():
+        if name in ("ohem_ce", "ce"):
+            terms[name] = fn(out.logits, out.labels)
+        elif name == "kd":
+            terms[name] = fn(out.logits, out.teacher_logits)
+        elif name == "hpdm":
+            terms[name] = fn(out.features, out.teacher_features, out.labels, generator=gen)
+        elif name == "rrm":
+            terms[name] = fn(out.features, out.teacher_features, generator=gen)
+        else:
+            raise ConfigError(f"loss {name!r} has no training wiring")
+    return terms
+
+
+# ---------------------------------------------------------------- the loop
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    history: list[dict[str, float]]
+    wall_time_s: float
+
+
+def train(
+    card: MethodCard,
+    dataset: str,
+    out_dir: str | Path,
+    root: str | Path | None = None,
+    teacher: str | Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    profile: str = "",
+) -> TrainResult:
+    """Train one stage as the card says and write ``out_dir/last.pt`` (+ ``card.yaml``).
+
+    Args:
+        teacher: checkpoint of the frozen teacher (student cards only).
+        resume: continue from ``out_dir/last.pt`` (its card and data must match).
+        stop_after: stop (with a checkpoint) after this many iterations in this call.
+    """
+    start_time = time.perf_counter()
+    out_dir = Path(out_dir).expanduser()
+    dev = pick_device(device)
+    torch.manual_seed(card.seed)
+
+    # ---- data
+    synth = card.synth or None
+    train_ds = create_dataset(dataset, root=root, split="train", synth=synth)
+    val_ds = create_dataset(dataset, root=root, split="val", synth=synth,
+                            transform=EvalResize(card.eval_size) if card.eval_size else None)
+    fingerprint = data_fingerprint(train_ds)
+    modalities, num_classes = train_ds.modalities, train_ds.info.num_classes
+
+    # ---- model, teacher, optimiser
+    model = build_model(card, modalities, num_classes).to(dev)
+    teacher_model = None
+    if card.stage == "student":
+        if teacher is None:
+            raise ConfigError(f"card {card.name} trains a student: give the teacher checkpoint")
+        t_ckpt = load_checkpoint(teacher)
+        if tuple(t_ckpt["modalities"]) != modalities or int(t_ckpt["num_classes"]) != num_classes:
+            raise ConfigError(f"teacher {teacher} was trained on other modalities/classes")
+        teacher_model, _ = model_from_checkpoint(t_ckpt)
+        teacher_model = teacher_model.to(dev).requires_grad_(False)
+    losses = build_losses(card, num_classes)
+    weights = card.losses
+    optimizer = torch.optim.AdamW(param_groups(model, card.weight_decay), lr=card.lr)
+    dropout_gen = torch.Generator().manual_seed(card.seed + 1)
+    loss_gen = torch.Generator().manual_seed(card.seed + 2)
+    dropout = ModalityDropout(len(modalities), dropout_gen)
+
+    start_iter, history = 0, []
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        if state["card"] != card.to_dict():
+            raise TrainingError(f"cannot resume {ckpt_path}: it was trained with another card or settings")
+        if state["data_fingerprint"] != fingerprint:
+            raise TrainingError(f"cannot resume {ckpt_path}: it was trained on other data")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        dropout_gen.set_state(state["rng"]["dropout"])
+        loss_gen.set_state(state["rng"]["loss"])
+        start_iter, history = int(state["iter"]), list(state["history"])
+    elif ckpt_path.exists():
+        raise ConfigError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
+
+    aug = SeededAugmented(train_ds, PairedAugment(card.crop, card.scale_min, card.scale_max), card.seed)
+    batches = EpochBatches(len(train_ds), card.batch_size, card.seed, start_iter, card.iters, aug)
+    loader = DataLoader(aug, batch_sampler=batches, num_workers=card.num_workers, collate_fn=collate)
+    use_amp = card.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    end_iter = card.iters if stop_after is None else min(card.iters, start_iter + stop_after)
+
+    def save(it: int) -> None:
+        atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "iter": it,
+                "complete": it >= card.iters,
+                "rng": {"torch": torch.get_rng_state(), "dropout": dropout_gen.get_state(),
+                        "loss": loss_gen.get_state()},
+                "card": card.to_dict(),
+                "profile": profile,
+                "dataset": dataset,
+                "data_fingerprint": fingerprint,
+                "modalities": list(modalities),
+                "num_classes": num_classes,
+                "history": history,
+                "rsbench_version": __version__,
+                "torch_version": torch.__version__,
+            },
+            ckpt_path,
+        )
+        card_file = out_dir / "card.yaml"
+        if not card_file.exists():
+            card_file.write_text(yaml.safe_dump({"profile": profile, **card.to_dict()}, sort_keys=False))
+
+    from rsbench.progress import TrainProgress
+
+    model.train()
+    it = start_iter
+    with TrainProgress(total=card.iters, start=start_iter, enabled=progress, title=f"{card.name} on {dataset}") as bar:
+        for batch in loader:
+            if it >= end_iter:
+                break
+            for g in optimizer.param_groups:
+                g["lr"] = card.lr * lr_factor(it, card)
+            mods = {k: v.to(dev, non_blocking=True) for k, v in batch["modalities"].items()}
+            labels = batch["label"].to(dev, non_blocking=True)
+            b = labels.shape[0]
+            present = dropout(b).to(dev) if card.modality_dropout else None
+            with torch.autocast(dev.type, enabled=use_amp):
+                logits, feats = model.forward_features(mods, present)
+                out = StepOutputs(logits, feats, labels)
+                if teacher_model is not None:
+                    with torch.no_grad():
+                        out.teacher_logits, out.teacher_features = teacher_model.forward_features(mods)
+                terms = loss_terms(losses, out, loss_gen)
+                loss = sum(weights[k] * v for k, v in terms.items())
+            if not math.isfinite(float(loss)):
+                parts = ", ".join(f"{k}={float(v):.3g}" for k, v in terms.items())
+                raise TrainingError(
+                    f"loss became {float(loss)} at iteration {it} ({parts}); lower the learning rate or check the data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if card.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), card.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            it += 1
+            bar.update(it, loss=float(loss), **{k: float(v) for k, v in terms.items()})
+            validate_now = it % card.val_interval == 0 or it == card.iters
+            if validate_now:
+                from rsbench.evaluation import evaluate_full
+
+                miou = evaluate_full(model, val_ds, batch_size=card.batch_size, device=dev)
+                history.append({"iter": it, "val_miou": miou, "loss": float(loss)})
+                bar.log(f"iter {it}: val mIoU {miou:.2f}")
+                model.train()
+            if it % card.ckpt_interval == 0 or it == end_iter:
+                save(it)
+    if it == start_iter:
+        save(it)
+    return TrainResult(ckpt_path, history, time.perf_counter() - start_time)
