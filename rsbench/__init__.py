@@ -3,3 +3,38 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
+    from rsbench.data import SegmentationDataset
+    from rsbench.evaluation import EvalResult
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: str | SegmentationDataset,
+    protocol: str = "full",
+    *,
+    root: str | Path | None = None,
+    split: str = "val",
+    **kwargs: Any,
+) -> EvalResult:
+    """Score any ``model(modalities, present) -> logits`` on a dataset under a protocol.
+
+    Args:
+        model: an ``nn.Module``; rsbench's segmentors and any external model with that call.
+        dataset: a dataset name (``deliver``, ``muses-synth``, ...) or a loader instance.
+        protocol: ``full`` or ``all-subsets`` (alias ``emm``).
+        root: folder of a real dataset (``-synth`` data is generated on first use).
+        **kwargs: ``fill``, ``batch_size``, ``device``, ``convention``, ``progress``.
+    """
+    from rsbench.data import create_dataset
+    from rsbench.evaluation import evaluate as _evaluate
+
+    ds = create_dataset(dataset, root=root, split=split) if isinstance(dataset, str) else dataset
+    return _evaluate(model, ds, protocol, **kwargs)

@@ -220,6 +220,7 @@ def train(
     device: str = "auto",
     progress: bool = True,
     profile: str = "",
+    modalities: tuple[str, ...] | None = None,
 ) -> TrainResult:
     """Train one stage as the card says and write ``out_dir/last.pt`` (+ ``card.yaml``).
 
@@ -227,6 +228,7 @@ def train(
         teacher: checkpoint of the frozen teacher (student cards only).
         resume: continue from ``out_dir/last.pt`` (its card and data must match).
         stop_after: stop (with a checkpoint) after this many iterations in this call.
+        modalities: train on these modalities only (default: the dataset's published set).
     """
     start_time = time.perf_counter()
     out_dir = Path(out_dir).expanduser()
@@ -235,8 +237,8 @@ def train(
 
     # ---- data
     synth = card.synth or None
-    train_ds = create_dataset(dataset, root=root, split="train", synth=synth)
-    val_ds = create_dataset(dataset, root=root, split="val", synth=synth,
+    train_ds = create_dataset(dataset, root=root, split="train", synth=synth, modalities=modalities)
+    val_ds = create_dataset(dataset, root=root, split="val", synth=synth, modalities=modalities,
                             transform=EvalResize(card.eval_size) if card.eval_size else None)
     fingerprint = data_fingerprint(train_ds)
     modalities, num_classes = train_ds.modalities, train_ds.info.num_classes

@@ -50,7 +50,8 @@ def eval_cmd(
     model, card = model_from_checkpoint(ckpt)
     name = dataset or ckpt["dataset"]
     transform = EvalResize(card.eval_size) if card.eval_size else None
-    ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform)
+    ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
+                        modalities=tuple(ckpt["modalities"]))
     dev = pick_device(device)
     result = evaluate(model.to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
                       convention=convention, progress=True)

@@ -11,8 +11,9 @@ from rsbench.console import console
 from rsbench.errors import ConfigError
 
 
-def default_out(dataset: str, card: MethodCard, profile: str) -> Path:
-    return Path("runs") / dataset / f"{card.name}-{profile}"
+def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[str, ...] | None = None) -> Path:
+    suffix = f"-{'+'.join(modalities)}" if modalities else ""
+    return Path("runs") / dataset / f"{card.name}-{profile}{suffix}"
 
 
 def _reusable_teacher(path: Path, card: MethodCard, dataset: str) -> bool:
@@ -39,6 +40,7 @@ def train_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Override the seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     stop_after: int | None = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after N iterations."),
+    modalities: str | None = typer.Option(None, "--modalities", help="Comma-separated subset to train on."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
@@ -46,6 +48,7 @@ def train_cmd(
     from rsbench.train import CHECKPOINT_NAME, train
 
     split_name(dataset)
+    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
     overrides = {"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed}
     card = load_card(method, profile, overrides)
     if stage not in (None, "teacher", "student"):
@@ -57,14 +60,15 @@ def train_cmd(
         if card.teacher is None:
             raise ConfigError(f"student card {card.name} names no teacher card")
         t_card = load_card(card.teacher, profile, {"seed": seed})
-        t_out = default_out(dataset, t_card, profile)
+        t_out = default_out(dataset, t_card, profile, mods)
         t_ckpt = t_out / CHECKPOINT_NAME
         if _reusable_teacher(t_ckpt, t_card, dataset):
             console.print(f"reusing teacher {t_ckpt}")
         else:
             console.print(f"[bold]stage 1[/bold]: teacher card {t_card.name} -> {t_out}")
             resume_teacher = t_ckpt.is_file()
-            res = train(t_card, dataset, t_out, root=root, resume=resume_teacher, device=device, profile=profile)
+            res = train(t_card, dataset, t_out, root=root, resume=resume_teacher, device=device, profile=profile,
+                        modalities=mods)
             console.print(f"teacher done in {res.wall_time_s:.0f} s: {res.checkpoint}")
         teacher = t_ckpt
         if stage == "teacher":
@@ -72,11 +76,11 @@ def train_cmd(
     elif stage == "teacher" and card.stage == "student":
         raise ConfigError("--stage teacher with --teacher makes no sense: the teacher is given")
 
-    out = out or default_out(dataset, card, profile)
+    out = out or default_out(dataset, card, profile, mods)
     label = "stage 2: student" if card.stage == "student" else "training"
     console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
     res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
-                device=device, profile=profile)
+                device=device, profile=profile, modalities=mods)
     last = res.history[-1] if res.history else None
     tail = f", val mIoU {last['val_miou']:.2f}" if last else ""
     console.print(f"done in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")

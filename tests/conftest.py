@@ -1,0 +1,54 @@
+"""Shared fixtures: a private synth cache per test session and a tiny user card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY_SYNTH = {"size": 32, "n_train": 8, "n_val": 4, "n_test": 4, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated-data cache for the whole session (generation happens once per setting)."""
+    return tmp_path_factory.mktemp("rsbench-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(synth_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RSBENCH_CACHE", str(synth_cache))
+
+
+def write_card(path: Path, **overrides: object) -> Path:
+    """A tiny teacher card (user card file) for fast CPU tests."""
+    card = {
+        "description": "tiny test teacher",
+        "stage": "teacher",
+        "model": "segformer_mit_test",
+        "embed_dim": 16,
+        "drop_path": 0.1,
+        "losses": {"ohem_ce": 1.0},
+        "lr": 1e-3,
+        "profiles": {
+            "quick": {
+                "crop": 32,
+                "batch_size": 2,
+                "iters": 6,
+                "warmup_iters": 2,
+                "val_interval": 3,
+                "ckpt_interval": 3,
+                "amp": False,
+                "synth": TINY_SYNTH,
+            }
+        },
+    }
+    card.update(overrides)
+    path.write_text(yaml.safe_dump(card))
+    return path
+
+
+@pytest.fixture
+def tiny_card(tmp_path: Path) -> Path:
+    return write_card(tmp_path / "tiny.yaml")
