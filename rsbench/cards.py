@@ -71,6 +71,8 @@ class MethodCard:
     eval_size: int | None = None
     """Short side for evaluation (None: native size)."""
     num_workers: int = 0
+    cache_data: bool = False
+    """Keep decoded training samples in memory (small generated sets; not for real datasets)."""
     synth: dict[str, int] = field(default_factory=dict)
     """Generator settings when training on a ``-synth`` dataset."""
     # bookkeeping

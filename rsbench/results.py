@@ -49,7 +49,7 @@ def provenance(device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
     return {
         "rsbench_version": __version__,
         "git_commit": git_commit(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python": platform.python_version(),
         "device": device,
         "wall_time_s": round(wall_time_s, 3),

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 from rsbench import __version__
 from rsbench.cards import MethodCard, card_from_dict
 from rsbench.data import SegmentationDataset, create_dataset
-from rsbench.data.transforms import EvalResize, PairedAugment, SeededAugmented, collate
+from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
 from rsbench.losses import create_loss
 from rsbench.modality_dropout import ModalityDropout
@@ -278,9 +278,13 @@ def train(
     elif ckpt_path.exists():
         raise ConfigError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
 
-    aug = SeededAugmented(train_ds, PairedAugment(card.crop, card.scale_min, card.scale_max), card.seed)
+    source = InMemory(train_ds) if card.cache_data else train_ds
+    aug = SeededAugmented(source, PairedAugment(card.crop, card.scale_min, card.scale_max), card.seed)
     batches = EpochBatches(len(train_ds), card.batch_size, card.seed, start_iter, card.iters, aug)
-    loader = DataLoader(aug, batch_sampler=batches, num_workers=card.num_workers, collate_fn=collate)
+    # A private generator: creating the loader's iterator must not draw from the global RNG,
+    # or a resumed run's dropout masks would shift by one draw.
+    loader = DataLoader(aug, batch_sampler=batches, num_workers=card.num_workers, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(card.seed))
     use_amp = card.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     end_iter = card.iters if stop_after is None else min(card.iters, start_iter + stop_after)
@@ -302,7 +306,7 @@ def train(
                 "num_classes": num_classes,
                 "history": history,
                 "rsbench_version": __version__,
-                "torch_version": torch.__version__,
+                "torch_version": str(torch.__version__),
             },
             ckpt_path,
         )
@@ -332,10 +336,10 @@ def train(
                         out.teacher_logits, out.teacher_features = teacher_model.forward_features(mods)
                 terms = loss_terms(losses, out, loss_gen)
                 loss = sum(weights[k] * v for k, v in terms.items())
-            if not math.isfinite(float(loss)):
-                parts = ", ".join(f"{k}={float(v):.3g}" for k, v in terms.items())
+            if not math.isfinite(loss.item()):
+                parts = ", ".join(f"{k}={v.item():.3g}" for k, v in terms.items())
                 raise TrainingError(
-                    f"loss became {float(loss)} at iteration {it} ({parts}); lower the learning rate or check the data"
+                    f"loss became {loss.item()} at iteration {it} ({parts}); lower the learning rate or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -345,13 +349,13 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             it += 1
-            bar.update(it, loss=float(loss), **{k: float(v) for k, v in terms.items()})
+            bar.update(it, loss=loss.item(), **{k: v.item() for k, v in terms.items()})
             validate_now = it % card.val_interval == 0 or it == card.iters
             if validate_now:
                 from rsbench.evaluation import evaluate_full
 
                 miou = evaluate_full(model, val_ds, batch_size=card.batch_size, device=dev)
-                history.append({"iter": it, "val_miou": miou, "loss": float(loss)})
+                history.append({"iter": it, "val_miou": miou, "loss": loss.item()})
                 bar.log(f"iter {it}: val mIoU {miou:.2f}")
                 model.train()
             if it % card.ckpt_interval == 0 or it == end_iter:

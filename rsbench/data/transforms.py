@@ -110,6 +110,22 @@ class EvalResize:
         return sample if out == (h, w) else resize_sample(sample, out)
 
 
+class InMemory(Dataset):
+    """Keeps every decoded sample after its first load: for small (generated) sets read many times."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._cache: dict[int, Sample] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Sample:
+        if index not in self._cache:
+            self._cache[index] = self.dataset[index]
+        return self._cache[index]
+
+
 class SeededAugmented(Dataset):
     """Wraps a dataset with an augmentation whose randomness depends only on (seed, epoch, index)."""
 
