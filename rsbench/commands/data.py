@@ -7,25 +7,13 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from rsbench.console import console
 from rsbench.errors import ConfigError, DataError
+from rsbench.progress import make_progress
 
 app = typer.Typer(help="Generate, validate and list datasets.", no_args_is_help=True)
-
-
-def progress_bar() -> Progress:
-    """The progress bar used for long loops over files."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 @app.command("list")
@@ -112,7 +100,7 @@ def check_cmd(
             continue
         for cond, n in ds.counts().items():
             counts.add_row(split, cond, str(n))
-        with progress_bar() as bar:
+        with make_progress() as bar:
             task = bar.add_task(f"checking {split}", total=len(ds))
             found = ds.check(progress=lambda i, task=task: bar.update(task, completed=i))
         problems.extend((split, p.sample, p.kind, p.detail) for p in found)
