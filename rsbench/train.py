@@ -33,7 +33,7 @@ from rsbench.cards import MethodCard, card_from_dict
 from rsbench.data import SegmentationDataset, create_dataset
 from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
-from rsbench.losses import create_loss
+from rsbench.losses import create_loss, draw_pairing
 from rsbench.modality_dropout import ModalityDropout
 from rsbench.models import MultiModalSegmentor, create_model
 
@@ -168,34 +168,92 @@ class StepOutputs:
     labels: Tensor
     teacher_logits: Tensor | None = None
     teacher_features: list[Tensor] | None = None
+    encoded: Tensor | None = None
+    """bool ``[M]``: student slots holding features (``drop`` fusion leaves dropped ones zero); None = all."""
+
+
+FEATURE_LOSSES = ("hpdm", "rrm")
+TEACHER_LOSSES = {"kd", *FEATURE_LOSSES}
 
 
 def build_losses(card: MethodCard, num_classes: int) -> dict[str, nn.Module]:
-    """One module per weighted loss term named in the card."""
+    """One module per weighted loss term named in the card (HPDM and RRM share ``hpdm_pairing``)."""
     options: dict[str, dict[str, Any]] = {
         "ohem_ce": {"thresh": card.ohem_thresh},
         "kd": {"temperature": card.kd_temperature},
         "hpdm": {"num_classes": num_classes, "pairing": card.hpdm_pairing, "norm": card.hpdm_norm},
-        "rrm": {"axis": card.rrm_axis, "lam": card.rrm_lambda, "n_samples": card.rrm_samples},
+        "rrm": {"pairing": card.hpdm_pairing, "axis": card.rrm_axis, "lam": card.rrm_lambda,
+                "n_samples": card.rrm_samples},
     }
-    needs_teacher = {"kd", "hpdm", "rrm"}
-    if card.stage == "teacher" and needs_teacher & set(card.losses):
-        raise ConfigError(f"card {card.name}: losses {sorted(needs_teacher & set(card.losses))} need a teacher")
+    if card.stage == "teacher" and TEACHER_LOSSES & set(card.losses):
+        raise ConfigError(f"card {card.name}: losses {sorted(TEACHER_LOSSES & set(card.losses))} need a teacher")
     return {name: create_loss(name, **options.get(name, {})) for name in card.losses}
 
 
+def paired_features(
+    out: StepOutputs, scheme: str, gen: torch.Generator
+) -> tuple[list[Tensor], list[Tensor], Tensor]:
+    """One teacher -> student modality pairing per step, shared by HPDM and RRM (METHOD.md section 3).
+
+    ``pi`` is drawn once (``draw_pairing(scheme)``) and each teacher modality ``m`` teaches student
+    modality ``pi[m]``. With ``drop`` fusion the slots of dropped modalities hold constant zeros (not
+    encoded): a pair landing on one would add a constant to the loss and no gradient (the cross-modal
+    flow of the paper goes through zero-filled *encoded* inputs, i.e. ``missing: zero``), so such
+    pairs are left out; with ``zero`` fusion every slot is encoded and every pair counts.
+
+    Returns:
+        Student features ``4 x [B, P, C, h, w]`` gathered as ``[:, pi[kept]]``, the teacher's
+        ``[:, kept]`` (float32, P pairs in teacher order) and the kept teacher modality indices.
+    """
+    m = out.teacher_features[0].shape[1]
+    pi = draw_pairing(scheme, m, gen)
+    kept = torch.arange(m) if out.encoded is None else torch.nonzero(out.encoded.cpu()[pi]).flatten()
+    dev = out.features[0].device
+    s_idx, t_idx = pi[kept].to(dev), kept.to(dev)
+    student = [f.index_select(1, s_idx).float() for f in out.features]
+    teacher = [f.index_select(1, t_idx).float() for f in out.teacher_features]
+    return student, teacher, kept
+
+
+def noise_generator(gen: torch.Generator, device: torch.device) -> torch.Generator:
+    """RRM noise source on the features' device, seeded from the (CPU, checkpointed) loss generator.
+
+    Drawing on a CPU generator and copying ``n x B x M x C x h x w`` noise to the GPU each step is
+    slow; a per-step device generator keeps resume exact (its seed comes from ``gen``).
+    """
+    if device.type == "cpu":
+        return gen
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Generator) -> dict[str, Tensor]:
-    """Each named loss on the step's outputs (unweighted)."""
-    terms = {}
+    """Each named loss on the step's outputs (unweighted).
+
+    HPDM and RRM see the same pairing draw (see ``paired_features``) and run in float32 with
+    autocast off (RRM's double backward and the prototype softmaxes are fragile in half precision).
+    """
+    terms: dict[str, Tensor] = {}
+    pairs = None
     for name, fn in losses.items():
         if name in ("ohem_ce", "ce"):
             terms[name] = fn(out.logits, out.labels)
         elif name == "kd":
             terms[name] = fn(out.logits, out.teacher_logits)
-        elif name == "hpdm":
-            terms[name] = fn(out.features, out.teacher_features, out.labels, generator=gen)
-        elif name == "rrm":
-            terms[name] = fn(out.features, out.teacher_features, generator=gen)
+        elif name in FEATURE_LOSSES:
+            if pairs is None:
+                pairs = paired_features(out, fn.pairing, gen)
+            student, teacher, kept = pairs
+            if kept.numel() == 0:  # every pair landed on a dropped slot ("random" pairing)
+                terms[name] = out.features[0].sum() * 0.0
+                continue
+            same = torch.arange(kept.numel())
+            with torch.autocast(out.logits.device.type, enabled=False):
+                if name == "hpdm":
+                    terms[name] = fn(student, teacher, out.labels, pairing=same)
+                else:
+                    terms[name] = fn(student, teacher, generator=noise_generator(gen, student[0].device),
+                                     pairing=same)
         else:
             raise ConfigError(f"loss {name!r} has no training wiring")
     return terms
@@ -330,8 +388,9 @@ def train(
             present = dropout(b).to(dev) if card.modality_dropout else None
             with torch.autocast(dev.type, enabled=use_amp):
                 logits, feats = model.forward_features(mods, present)
-                out = StepOutputs(logits, feats, labels)
-                if teacher_model is not None:
+                encoded = present.any(0) if present is not None and card.missing == "drop" else None
+                out = StepOutputs(logits, feats, labels, encoded=encoded)
+                if teacher_model is not None and TEACHER_LOSSES & set(losses):
                     with torch.no_grad():
                         out.teacher_logits, out.teacher_features = teacher_model.forward_features(mods)
                 terms = loss_terms(losses, out, loss_gen)

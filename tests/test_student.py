@@ -1,0 +1,189 @@
+"""Student stage: every loss combination trains from a frozen teacher; CLI teacher reuse; resume; cards."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from rsbench.cards import builtin_cards, load_card
+from rsbench.cli import app
+from rsbench.losses import create_loss
+from rsbench.train import (
+    StepOutputs,
+    build_losses,
+    build_model,
+    load_checkpoint,
+    loss_terms,
+    model_from_checkpoint,
+    train,
+)
+from tests.conftest import write_card
+
+STUDENT = {"stage": "student", "modality_dropout": True, "description": "tiny test student"}
+COMBOS = {
+    "moddrop": {"ohem_ce": 1.0},
+    "kd": {"ohem_ce": 1.0, "kd": 50.0},
+    "robustseg": {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 100.0, "rrm": 12.0},
+    "no-hpdm": {"ohem_ce": 1.0, "kd": 50.0, "rrm": 12.0},
+    "no-rrm": {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 100.0},
+}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory, synth_cache: Path) -> Path:
+    """A tiny teacher checkpoint (2 iterations), shared by the module's tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RSBENCH_CACHE", str(synth_cache))
+    try:
+        folder = tmp_path_factory.mktemp("teacher")
+        card = load_card(str(write_card(folder / "teacher.yaml")), "quick", {"iters": 2})
+        return train(card, "deliver-synth", folder / "run", progress=False).checkpoint
+    finally:
+        mp.undo()
+
+
+def _student(tmp_path: Path, losses: dict[str, float], iters: int = 2):
+    path = write_card(tmp_path / "student.yaml", **STUDENT, losses=losses)
+    return load_card(str(path), "quick", {"iters": iters})
+
+
+@pytest.mark.parametrize("combo", list(COMBOS))
+def test_student_trains_and_leaves_the_teacher_untouched(tmp_path: Path, tiny_teacher: Path, combo: str) -> None:
+    before = _digest(tiny_teacher)
+    card = _student(tmp_path, COMBOS[combo])
+    res = train(card, "deliver-synth", tmp_path / "run", teacher=tiny_teacher, progress=False)
+    ckpt = load_checkpoint(res.checkpoint)
+    torch.manual_seed(card.seed)  # the loop's initialisation
+    a = build_model(card, tuple(ckpt["modalities"]), int(ckpt["num_classes"])).state_dict()
+    b = ckpt["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())
+    assert _digest(tiny_teacher) == before
+
+
+@pytest.mark.parametrize("missing", ["drop", "zero"])
+def test_teacher_is_frozen_and_feature_losses_give_finite_grads(tiny_teacher: Path, missing: str) -> None:
+    """One hand-made student step with every modality subset: no teacher grads, finite student grads."""
+    teacher, _ = model_from_checkpoint(tiny_teacher)
+    teacher.requires_grad_(False)
+    student, _ = model_from_checkpoint(tiny_teacher)
+    student = student.train().requires_grad_(True)
+    student.missing = missing
+    k = int(load_checkpoint(tiny_teacher)["num_classes"])
+    losses = {name: create_loss(name, num_classes=k) if name == "hpdm" else create_loss(name)
+              for name in ("ohem_ce", "kd", "hpdm", "rrm")}
+    for loss in losses.values():
+        if hasattr(loss, "pairing"):
+            loss.pairing = "random"  # repeats allowed: exercises pairs that all land on dropped slots
+    names = student.modalities
+    gen = torch.Generator().manual_seed(0)
+    for keep in (0b0001, 0b1010, 0b1111):  # one, two, all kept (bit i = modality i)
+        present = torch.tensor([bool(keep >> i & 1) for i in range(len(names))])[None]
+        mods = {n: torch.randn(1, 3, 32, 32) for n in names}
+        labels = torch.randint(0, 5, (1, 32, 32))
+        logits, feats = student.forward_features(mods, present)
+        with torch.no_grad():
+            t_logits, t_feats = teacher.forward_features(mods)
+        out = StepOutputs(logits, feats, labels, t_logits, t_feats, present.any(0) if missing == "drop" else None)
+        terms = loss_terms(losses, out, gen)
+        student.zero_grad()
+        sum(terms.values()).backward()
+        assert all(torch.isfinite(t) for t in terms.values()), terms
+        assert all(p.grad is None for p in teacher.parameters())
+        assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
+    assert not teacher.training
+
+
+def test_hpdm_and_rrm_share_one_pairing_draw(tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rsbench.train as engine
+
+    card = load_card("robustseg", "quick")
+    losses = build_losses(card, 5)
+    assert losses["hpdm"].pairing == losses["rrm"].pairing == "shuffle"
+    draws = []
+    real = engine.draw_pairing
+    monkeypatch.setattr(engine, "draw_pairing", lambda *a, **k: draws.append(real(*a, **k)) or draws[-1])
+    teacher, _ = model_from_checkpoint(tiny_teacher)
+    mods = {n: torch.randn(1, 3, 32, 32) for n in teacher.modalities}
+    with torch.no_grad():
+        logits, feats = teacher.forward_features(mods)
+    out = StepOutputs(logits, feats, torch.randint(0, 5, (1, 32, 32)), logits, feats)
+    terms = loss_terms({k: losses[k] for k in ("hpdm", "rrm")}, out, torch.Generator().manual_seed(3))
+    assert len(draws) == 1 and sorted(draws[0].tolist()) == list(range(len(teacher.modalities)))
+    assert set(terms) == {"hpdm", "rrm"}
+
+
+def test_student_resume_gives_identical_weights(tmp_path: Path, tiny_teacher: Path) -> None:
+    card = _student(tmp_path, COMBOS["robustseg"], iters=4)
+    full = train(card, "deliver-synth", tmp_path / "full", teacher=tiny_teacher, progress=False)
+    train(card, "deliver-synth", tmp_path / "split", teacher=tiny_teacher, progress=False, stop_after=2)
+    resumed = train(card, "deliver-synth", tmp_path / "split", teacher=tiny_teacher, progress=False, resume=True)
+    a, b = load_checkpoint(full.checkpoint)["model"], load_checkpoint(resumed.checkpoint)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_cli_trains_the_teacher_then_reuses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    quick = {**yaml.safe_load(write_card(tmp_path / "base.yaml").read_text())["profiles"]["quick"], "iters": 2}
+    teacher = write_card(tmp_path / "tinyteacher.yaml", profiles={"quick": quick})
+    student = write_card(tmp_path / "tinystudent.yaml", **STUDENT, teacher=str(teacher),
+                         losses=COMBOS["robustseg"], profiles={"quick": quick})
+    runner = CliRunner()
+    args = ["train", str(student), "--dataset", "deliver-synth", "--profile", "quick"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "stage 1" in first.output and "reusing teacher" not in first.output
+    t_ckpt = tmp_path / "runs" / "deliver-synth" / "tinyteacher-quick" / "last.pt"
+    assert load_checkpoint(t_ckpt)["complete"]
+    before = _digest(t_ckpt)
+    second = runner.invoke(app, [*args, "--out", str(tmp_path / "again")])
+    assert second.exit_code == 0, second.output
+    assert "reusing teacher" in second.output and "stage 1" not in second.output
+    assert _digest(t_ckpt) == before
+    assert (tmp_path / "again" / "last.pt").is_file()
+
+
+STUDENT_CARDS = ("moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm")
+
+
+@pytest.mark.parametrize("name", builtin_cards())
+def test_every_shipped_card_loads_in_both_profiles(name: str) -> None:
+    paper, quick = load_card(name, "paper"), load_card(name, "quick")
+    assert paper.model == "segformer_mit_b0" and paper.embed_dim == 768
+    if paper.stage == "student":
+        assert paper.teacher in builtin_cards()
+        assert load_card(paper.teacher, "paper").stage == "teacher"
+        t_quick = load_card(paper.teacher, "quick")
+        assert (quick.model, quick.embed_dim) == (t_quick.model, t_quick.embed_dim)
+        assert paper.modality_dropout and quick.modality_dropout
+
+
+def test_student_cards_ship_with_the_published_settings() -> None:
+    assert set(STUDENT_CARDS) <= set(builtin_cards())
+    for name in STUDENT_CARDS:
+        card = load_card(name, "paper")
+        assert card.stage == "student" and card.teacher == "teacher" and card.missing == "drop"
+        assert (card.crop, card.batch_size, card.eval_size) == (256, 16, 256)
+        assert abs(card.iters - 200 * 3983 / 16) < 50 and card.warmup_iters == 2490
+    expected = {
+        "moddrop": {"ohem_ce": 1.0},
+        "kd": {"ohem_ce": 1.0, "kd": 50.0},
+        "robustseg": {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 100.0, "rrm": 12.0},
+        "robustseg-no-hpdm": {"ohem_ce": 1.0, "kd": 50.0, "rrm": 12.0},
+        "robustseg-no-rrm": {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 100.0},
+    }
+    for name, losses in expected.items():
+        assert load_card(name, "quick").losses == losses
+    rs = load_card("robustseg", "paper")
+    assert (rs.hpdm_pairing, rs.hpdm_norm, rs.rrm_axis, rs.rrm_lambda, rs.rrm_samples) == (
+        "shuffle", "mean", "channel", 1e-5, 10)
