@@ -12,9 +12,10 @@ declare -A mods=(
 for ds in deliver-synth muses-synth mcubes-synth; do
   for m in all ${mods[$ds]}; do
     run="$out/$ds/$m"
-    if [ ! -f "$run/last.pt" ]; then
+    if [ ! -f "$run/full.json" ]; then
       mkdir -p "$out/$ds"
       if [ "$m" = all ]; then sel=(); else sel=(--modalities "$m"); fi
+      if [ -f "$run/last.pt" ]; then sel+=(--resume); fi  # an interrupted run continues
       rsbench train teacher --dataset "$ds" --profile quick --out "$run" "${sel[@]}" > "$run.log" 2>&1 || { cat "$run.log"; exit 1; }
     fi
     [ -f "$run/full.json" ] || rsbench eval --checkpoint "$run/last.pt" --protocol full --out "$run/full.json" > /dev/null

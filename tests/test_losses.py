@@ -361,3 +361,16 @@ def test_registry_names_and_errors():
         create_loss("hpdm", num_classes=3, pairing="permute")
     with pytest.raises(ValueError):
         create_loss("rrm", axis="width")
+
+
+@pytest.mark.parametrize("axis", ["channel", "height"])
+def test_rrm_closed_form_gradients_equal_autograd(axis):
+    from rsbench.losses.rrm import AXES, kl_and_input_grads
+
+    g = torch.Generator().manual_seed(5)
+    xs = torch.randn(3, 2, 4, 5, 6, generator=g, dtype=torch.double, requires_grad=True)
+    xt = torch.randn(3, 2, 4, 5, 6, generator=g, dtype=torch.double, requires_grad=True)
+    n_dist = 5 * 6 if axis == "channel" else 4 * 6
+    d, gs, gt = kl_and_input_grads(xs, xt, AXES[axis], n_dist)
+    auto_s, auto_t = torch.autograd.grad(d.sum(), (xs, xt))
+    assert torch.allclose(gs, auto_s, atol=1e-12) and torch.allclose(gt, auto_t, atol=1e-12)

@@ -16,8 +16,10 @@ student modality ``pi(m)``), with ``f_S = S_j[b, pi(m)]``, ``f_T = T_j[b, m]``, 
 3. ``D_i = (1/R) sum_{C,H,W} p_T,i * (log p_T,i - log p_S,i)``: KL(t || s) summed over the softmax
    axis, averaged over the ``R`` distributions. One scalar per noisy copy.
 4. ``G_x = (1/n) sum_i ||dD_i / dx_i||_2^2`` (squared L2 norm over all ``C*H*W`` entries of the
-   gradient w.r.t. the noisy copy, mean over the ``n`` copies), via ``torch.autograd.grad`` with
-   ``create_graph=True`` so the penalty is differentiable w.r.t. the student features.
+   gradient w.r.t. the noisy copy, mean over the ``n`` copies). The released code gets the gradient
+   from autograd with ``create_graph=True``; here it is written in closed form (same values, see
+   ``kl_and_input_grads``), so the penalty stays differentiable w.r.t. the student features
+   without a double backward.
 5. ``Dbar = (1/n) sum_i D_i``; ``I_x = G_x / Dbar``; computed as ``1/I_x = Dbar / (G_x + eps)``.
 6. Penalty ``lam * ||(1/I_S, 1/I_T)||_2``, ``lam = 1e-5``.
 
@@ -68,22 +70,35 @@ def rrm_inverse_fisher(
     dim, fdims = AXES[axis], (-3, -2, -1)
     c, h, w = student.shape[-3:]
     n_dist = h * w if axis == "channel" else c * w
-    create_graph = torch.is_grad_enabled() and student.requires_grad
-    with torch.enable_grad():
-        t = teacher.detach().clone().requires_grad_(True)
-        xs = student + student.std(dim=fdims, keepdim=True, correction=0) * noise_s
-        if not xs.requires_grad:
-            xs.requires_grad_(True)
-        xt = t + t.detach().std(dim=fdims, keepdim=True, correction=0) * noise_t
-        log_s = F.log_softmax(xs, dim=dim)
-        log_t = F.log_softmax(xt, dim=dim)
-        d = (log_t.exp() * (log_t - log_s)).sum(dim=fdims) / n_dist  # [n, ...]
-        gs, gt = torch.autograd.grad(d.sum(), (xs, xt), create_graph=create_graph)
-        d_bar = d.mean(0)
-        inv_s = d_bar / (gs.pow(2).sum(dim=fdims).mean(0) + eps)
-        inv_t = d_bar / (gt.pow(2).sum(dim=fdims).mean(0) + eps)
-        out = torch.stack([inv_s, inv_t], dim=-1)
-    return out if create_graph else out.detach()
+    xs = student + student.std(dim=fdims, keepdim=True, correction=0) * noise_s
+    t = teacher.detach()
+    xt = t + t.std(dim=fdims, keepdim=True, correction=0) * noise_t
+    d, gs, gt = kl_and_input_grads(xs, xt, dim, n_dist)
+    d_bar = d.mean(0)
+    inv_s = d_bar / (gs.pow(2).sum(dim=fdims).mean(0) + eps)
+    inv_t = d_bar / (gt.pow(2).sum(dim=fdims).mean(0) + eps)
+    return torch.stack([inv_s, inv_t], dim=-1)
+
+
+def kl_and_input_grads(xs: Tensor, xt: Tensor, dim: int, n_dist: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``D = KL(softmax(xt) || softmax(xs))`` averaged over the distributions, and ``dD/dxs``, ``dD/dxt``.
+
+    The input gradients are written in closed form instead of ``autograd.grad(create_graph=True)``:
+    the values are identical (a test checks them against autograd), but the penalty then needs one
+    ordinary backward pass instead of a double backward, which roughly halves RRM's cost.
+    With ``g = log p_t - log p_s`` and per-distribution ``kl = sum(p_t * g)`` over the softmax axis:
+    ``dD/dxs = (p_s - p_t) / R`` and ``dD/dxt = p_t * (g - kl) / R``.
+
+    Returns:
+        ``D`` with the last three dims reduced, and the two gradients shaped like the inputs.
+    """
+    log_s = F.log_softmax(xs, dim=dim)
+    log_t = F.log_softmax(xt, dim=dim)
+    p_t = log_t.exp()
+    g = log_t - log_s
+    kl = (p_t * g).sum(dim=dim, keepdim=True)
+    d = kl.sum(dim=(-3, -2, -1)) / n_dist
+    return d, (log_s.exp() - p_t) / n_dist, p_t * (g - kl) / n_dist
 
 
 def rrm_loss(

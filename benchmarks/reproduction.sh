@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduction table: every method card's quick profile on every -synth dataset, evaluated
+# with all modality subsets (EMM, zero fill, nanmean mIoU) on val. Prints a Markdown table.
+# Usage: bash benchmarks/reproduction.sh [WORK_DIR] [DATASETS...]
+# Runs land in WORK_DIR/runs/DATASET/METHOD-quick/ (the teacher is trained once per dataset
+# and reused by every student); finished runs and records are reused when rerun.
+set -euo pipefail
+work=${1:-runs-reproduction}
+shift || true
+if [ $# -gt 0 ]; then datasets=("$@"); else datasets=(deliver-synth muses-synth mcubes-synth); fi
+methods=(teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm)
+mkdir -p "$work" && cd "$work"
+for ds in "${datasets[@]}"; do
+  for m in "${methods[@]}"; do
+    run="runs/$ds/$m-quick"
+    if [ ! -f "$run/emm.json" ]; then
+      if [ ! -f "$run/last.pt" ]; then
+        rsbench train "$m" --dataset "$ds" --profile quick > "$ds-$m.log" 2>&1 || { cat "$ds-$m.log"; exit 1; }
+      fi
+      rsbench eval --checkpoint "$run/last.pt" --protocol all-subsets --out "$run/emm.json" > /dev/null
+    fi
+  done
+done
+python3 - "${datasets[@]}" <<'PY'
+import json, sys
+methods = ["teacher", "moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm"]
+print("| dataset | method | full mIoU | EMM mIoU-Avg | mIoU-E(0.2) | worst subset |")
+print("|---|---|---:|---:|---:|---:|")
+for ds in sys.argv[1:]:
+    for m in methods:
+        s = json.load(open(f"runs/{ds}/{m}-quick/emm.json"))["summary"]
+        print(f"| {ds} | {m} | {s['full']:.2f} | {s['avg']:.2f} | {s['e0.2']:.2f} | {s['worst']:.2f} |")
+PY
