@@ -310,6 +310,8 @@ def train(
         t_ckpt = load_checkpoint(teacher)
         if tuple(t_ckpt["modalities"]) != modalities or int(t_ckpt["num_classes"]) != num_classes:
             raise ConfigError(f"teacher {teacher} was trained on other modalities/classes")
+        if t_ckpt["data_fingerprint"] != fingerprint:
+            raise ConfigError(f"teacher {teacher} was trained on other data than this student's training split")
         teacher_model, _ = model_from_checkpoint(t_ckpt)
         teacher_model = teacher_model.to(dev).requires_grad_(False)
     losses = build_losses(card, num_classes)

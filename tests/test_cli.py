@@ -95,3 +95,15 @@ def test_train_then_eval_all_subsets_writes_a_record(tmp_path: Path, tiny_card: 
     # records are never rewritten
     again = run("eval", "--checkpoint", out / "last.pt", "--out", record_path)
     assert_one_line_error(again, "never rewritten")
+
+
+def test_student_stage_without_a_finished_teacher_is_a_clear_error(tmp_path: Path, tiny_card: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import write_card
+
+    student = write_card(tmp_path / "student.yaml", stage="student", teacher=str(tiny_card), modality_dropout=True,
+                         losses={"ohem_ce": 1.0, "kd": 1.0})
+    monkeypatch.chdir(tmp_path)
+    result = run("train", student, "--dataset", "deliver-synth", "--profile", "quick", "--stage", "student")
+    assert_one_line_error(result, "no finished teacher")
+    assert not (tmp_path / "runs").exists()

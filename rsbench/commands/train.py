@@ -16,14 +16,39 @@ def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[
     return Path("runs") / dataset / f"{card.name}-{profile}{suffix}"
 
 
-def _reusable_teacher(path: Path, card: MethodCard, dataset: str) -> bool:
-    """A finished teacher checkpoint trained with exactly this card on this dataset."""
+def _reusable_teacher(path: Path, card: MethodCard, dataset: str, fingerprint: str) -> bool:
+    """A finished teacher checkpoint trained with exactly this card on exactly this data."""
     from rsbench.train import load_checkpoint
 
     if not path.is_file():
         return False
     ckpt = load_checkpoint(path)
-    return bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
+    return (bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
+            and ckpt["data_fingerprint"] == fingerprint)
+
+
+def _teacher_for(card: MethodCard, dataset: str, root: Path | None, profile: str, seed: int | None,
+                 mods: tuple[str, ...] | None, device: str, train_it: bool) -> Path:
+    """The student's teacher checkpoint: reused when finished with the same card and data, else trained."""
+    from rsbench.data import create_dataset
+    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, train
+
+    if card.teacher is None:
+        raise ConfigError(f"student card {card.name} names no teacher card")
+    t_card = load_card(card.teacher, profile, {"seed": seed})
+    t_out = default_out(dataset, t_card, profile, mods)
+    t_ckpt = t_out / CHECKPOINT_NAME
+    train_split = create_dataset(dataset, root=root, split="train", synth=t_card.synth or None, modalities=mods)
+    if _reusable_teacher(t_ckpt, t_card, dataset, data_fingerprint(train_split)):
+        console.print(f"reusing teacher {t_ckpt}")
+        return t_ckpt
+    if not train_it:
+        raise ConfigError(f"no finished teacher at {t_ckpt}: run --stage teacher first, or pass --teacher PATH")
+    console.print(f"[bold]stage 1[/bold]: teacher card {t_card.name} -> {t_out}")
+    res = train(t_card, dataset, t_out, root=root, resume=t_ckpt.is_file(), device=device, profile=profile,
+                modalities=mods)
+    console.print(f"teacher done in {res.wall_time_s:.0f} s: {res.checkpoint}")
+    return t_ckpt
 
 
 def train_cmd(
@@ -45,7 +70,7 @@ def train_cmd(
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
     from rsbench.data import split_name
-    from rsbench.train import CHECKPOINT_NAME, train
+    from rsbench.train import train
 
     split_name(dataset)
     mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
@@ -56,25 +81,12 @@ def train_cmd(
     if stage == "student" and card.stage != "student":
         raise ConfigError(f"method {card.name} has no student stage")
 
-    if card.stage == "student" and stage != "student" and teacher is None:
-        if card.teacher is None:
-            raise ConfigError(f"student card {card.name} names no teacher card")
-        t_card = load_card(card.teacher, profile, {"seed": seed})
-        t_out = default_out(dataset, t_card, profile, mods)
-        t_ckpt = t_out / CHECKPOINT_NAME
-        if _reusable_teacher(t_ckpt, t_card, dataset):
-            console.print(f"reusing teacher {t_ckpt}")
-        else:
-            console.print(f"[bold]stage 1[/bold]: teacher card {t_card.name} -> {t_out}")
-            resume_teacher = t_ckpt.is_file()
-            res = train(t_card, dataset, t_out, root=root, resume=resume_teacher, device=device, profile=profile,
-                        modalities=mods)
-            console.print(f"teacher done in {res.wall_time_s:.0f} s: {res.checkpoint}")
-        teacher = t_ckpt
+    if card.stage == "student" and teacher is None:
+        teacher = _teacher_for(card, dataset, root, profile, seed, mods, device, train_it=stage != "student")
         if stage == "teacher":
             return
     elif stage == "teacher" and card.stage == "student":
-        raise ConfigError("--stage teacher with --teacher makes no sense: the teacher is given")
+        raise ConfigError("--stage teacher trains the teacher of a student card: leave out --teacher")
 
     out = out or default_out(dataset, card, profile, mods)
     label = "stage 2: student" if card.stage == "student" else "training"
