@@ -103,3 +103,15 @@ def read_record(path: str | Path) -> dict[str, Any]:
 def default_record_name(protocol: str, split: str) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"{protocol}-{split}-{stamp}-{os.getpid()}.json"
+
+
+def record_checkpoint_evaluation(result: Any, checkpoint: str | Path, ckpt: dict[str, Any], card: Any, dataset: str,
+                                 split: str, device: str, out: str | Path | None = None) -> Path:
+    """Write the record of evaluating a training checkpoint (default: ``<run>/records/<name>.json``)."""
+    checkpoint = Path(checkpoint)
+    prov = provenance(device, result.wall_time_s, checkpoint_sha256=file_sha256(checkpoint),
+                      card_digest=card.digest(), seed=card.seed, profile=ckpt.get("profile", ""),
+                      trained_iters=int(ckpt["iter"]), data_fingerprint=ckpt["data_fingerprint"])
+    record = make_record(result, method=card.name, dataset=dataset, split=split, prov=prov, card=card.to_dict())
+    path = Path(out) if out is not None else checkpoint.parent / "records" / default_record_name(result.protocol, split)
+    return write_record(record, path)

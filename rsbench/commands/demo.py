@@ -27,7 +27,7 @@ def demo(
     from rsbench.data import create_dataset, split_name
     from rsbench.errors import ConfigError
     from rsbench.evaluation import evaluate
-    from rsbench.results import default_record_name, file_sha256, make_record, provenance, write_record
+    from rsbench.results import record_checkpoint_evaluation
     from rsbench.train import CHECKPOINT_NAME, load_checkpoint, model_from_checkpoint, pick_device, train
 
     start = time.perf_counter()
@@ -43,12 +43,13 @@ def demo(
     console.print(f"[bold]1. data[/bold]: {dataset}, modalities {', '.join(val.modalities)}, "
                   f"{val.info.num_classes} classes, {len(val)} val samples")
 
-    done = ckpt_path.is_file() and load_checkpoint(ckpt_path)["card"] == card.to_dict()
-    if done and load_checkpoint(ckpt_path).get("complete"):
+    state = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
+    same_card = state is not None and state["card"] == card.to_dict()
+    if same_card and state.get("complete"):
         console.print(f"[bold]2. teacher[/bold]: reusing {ckpt_path}")
     else:
         console.print(f"[bold]2. teacher[/bold]: training {card.model} for {card.iters} iterations on CPU/GPU")
-        res = train(card, dataset, run_dir, resume=done, device=device, profile="quick")
+        res = train(card, dataset, run_dir, resume=same_card, device=device, profile="quick")
         console.print(f"   trained in {res.wall_time_s:.0f} s")
 
     ckpt = load_checkpoint(ckpt_path)
@@ -56,11 +57,7 @@ def demo(
     dev = pick_device(device)
     console.print("[bold]3. evaluation[/bold]: every modality subset, missing inputs zero-filled (EMM)")
     result = evaluate(model.to(dev), val, "all-subsets", device=dev, progress=True)
-    prov = provenance(str(dev), result.wall_time_s, checkpoint_sha256=file_sha256(ckpt_path),
-                      card_digest=card.digest(), seed=card.seed, profile="quick", trained_iters=int(ckpt["iter"]))
-    record = write_record(make_record(result, method=card.name, dataset=dataset, split="val", prov=prov,
-                                      card=card.to_dict()),
-                          run_dir / "records" / default_record_name("all-subsets", "val"))
+    record = record_checkpoint_evaluation(result, ckpt_path, ckpt, card, dataset, "val", str(dev))
     console.print(result_table(result, f"teacher on {dataset}/val: mIoU per modality subset"))
     s = result.summary
     console.print(

@@ -42,7 +42,7 @@ def eval_cmd(
     from rsbench.data import create_dataset
     from rsbench.data.transforms import EvalResize
     from rsbench.evaluation import canonical_protocol, evaluate
-    from rsbench.results import default_record_name, file_sha256, make_record, provenance, write_record
+    from rsbench.results import record_checkpoint_evaluation
     from rsbench.train import load_checkpoint, model_from_checkpoint, pick_device
 
     ckpt = load_checkpoint(checkpoint)
@@ -55,11 +55,6 @@ def eval_cmd(
     dev = pick_device(device)
     result = evaluate(model.to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
                       convention=convention, progress=True)
-    prov = provenance(str(dev), result.wall_time_s, checkpoint_sha256=file_sha256(checkpoint),
-                      card_digest=card.digest(), seed=card.seed, profile=ckpt.get("profile", ""),
-                      trained_iters=int(ckpt["iter"]), data_fingerprint=ckpt["data_fingerprint"])
-    record = make_record(result, method=card.name, dataset=name, split=split, prov=prov, card=card.to_dict())
-    path = out or checkpoint.parent / "records" / default_record_name(protocol, split)
-    write_record(record, path)
+    path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), out)
     console.print(result_table(result, f"{card.name} on {name}/{split}: {protocol} (fill {fill}, {convention})"))
     console.print(f"record: {path}")
