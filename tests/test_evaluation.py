@@ -82,3 +82,25 @@ def test_bad_protocol_fill_and_modalities() -> None:
     other = create_model("segformer_mit_test", modalities=("rgb", "depth"), num_classes=ds.info.num_classes)
     with pytest.raises(ConfigError, match="differ"):
         evaluate(other, ds, "full")
+
+
+@pytest.mark.parametrize("fill", ["zero", "drop"])
+def test_cached_subsets_equal_the_naive_path(fill: str) -> None:
+    from rsbench.data.transforms import collate
+    from rsbench.evaluation import _apply_subset, _cached_subsets
+
+    ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
+    torch.manual_seed(1)
+    model = create_model("segformer_mit_test", modalities=ds.modalities, num_classes=ds.info.num_classes,
+                         embed_dim=16, missing="drop").eval()
+    batch = collate([ds[i] for i in range(3)])
+    names = list(ds.modalities)
+    subsets = modality_subsets(names)
+    with torch.no_grad():
+        cached = dict(_cached_subsets(model, batch["modalities"], names, subsets, fill))
+        for s in subsets:
+            naive = _apply_subset(model, batch["modalities"], names, s, fill)
+            assert torch.allclose(cached[s], naive, atol=1e-5), s
+    fast = evaluate(model, ds, "all-subsets", fill=fill, batch_size=2)
+    slow = evaluate(model, ds, "all-subsets", fill=fill, batch_size=2, cache=False)
+    assert fast.summary == pytest.approx(slow.summary, abs=1e-6)
