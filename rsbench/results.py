@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 import subprocess
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ def read_record(path: str | Path) -> dict[str, Any]:
 
 
 def default_record_name(protocol: str, split: str) -> str:
+    """A new, unique file name: UTC time stamp plus a random suffix (two runs in one second differ)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{protocol}-{split}-{stamp}-{os.getpid()}.json"
+    return f"{protocol}-{split}-{stamp}-{uuid.uuid4().hex[:8]}.json"
 
 
 def record_checkpoint_evaluation(result: Any, checkpoint: str | Path, ckpt: dict[str, Any], card: Any, dataset: str,
