@@ -5,11 +5,13 @@
 # Usage: bash benchmarks/reproduction.sh [WORK_DIR] [DATASETS...]
 # Runs land in WORK_DIR/runs/DATASET/METHOD-quick/ (the teacher is trained once per dataset
 # and reused by every student); finished runs and records are reused when rerun.
+# METHODS="moddrop kd" limits the runs (to split the work over parallel chains); the table is
+# printed for whatever has been evaluated.
 set -euo pipefail
 work=${1:-runs-reproduction}
 shift || true
 if [ $# -gt 0 ]; then datasets=("$@"); else datasets=(deliver-synth muses-synth mcubes-synth); fi
-methods=(teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm)
+read -r -a methods <<< "${METHODS:-teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm}"
 mkdir -p "$work" && cd "$work"
 for ds in "${datasets[@]}"; do
   for m in "${methods[@]}"; do
@@ -26,12 +28,14 @@ for ds in "${datasets[@]}"; do
   done
 done
 python3 - "${datasets[@]}" <<'PY'
-import json, sys
+import json, os, sys
 methods = ["teacher", "moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm"]
 print("| dataset | method | full mIoU | EMM Avg | EMM E(0.2) | EMM worst | EMM-drop Avg | EMM-drop E(0.2) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for ds in sys.argv[1:]:
     for m in methods:
+        if not os.path.exists(f"runs/{ds}/{m}-quick/emm-drop.json"):
+            continue
         z = json.load(open(f"runs/{ds}/{m}-quick/emm.json"))["summary"]
         d = json.load(open(f"runs/{ds}/{m}-quick/emm-drop.json"))["summary"]
         print(f"| {ds} | {m} | {z['full']:.2f} | {z['avg']:.2f} | {z['e0.2']:.2f} | {z['worst']:.2f} "
