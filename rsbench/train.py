@@ -36,8 +36,10 @@ from rsbench.errors import ConfigError, RsbenchError
 from rsbench.losses import create_loss, draw_pairing
 from rsbench.modality_dropout import ModalityDropout
 from rsbench.models import MultiModalSegmentor, create_model
+from rsbench.train_log import TrainLog
 
 CHECKPOINT_NAME = "last.pt"
+LOG_INTERVAL = 50  # iterations averaged per line of log.jsonl (fewer when validation is more frequent)
 
 
 class TrainingError(RsbenchError):
@@ -376,6 +378,7 @@ def train(
 
     from rsbench.progress import TrainProgress
 
+    log = TrainLog(out_dir, min(LOG_INTERVAL, card.val_interval), start_iter)
     model.train()
     it = start_iter
     with TrainProgress(total=card.iters, start=start_iter, enabled=progress, title=f"{card.name} on {dataset}") as bar:
@@ -410,15 +413,17 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             it += 1
-            bar.update(it, loss=loss.item(), **{k: v.item() for k, v in terms.items()})
-            validate_now = it % card.val_interval == 0 or it == card.iters
-            if validate_now:
+            scalars = {k: v.item() for k, v in terms.items()}
+            bar.update(it, loss=loss.item(), **scalars)
+            miou = None
+            if it % card.val_interval == 0 or it == card.iters:
                 from rsbench.evaluation import evaluate_full
 
                 miou = evaluate_full(model, val_ds, batch_size=card.batch_size, device=dev)
                 history.append({"iter": it, "val_miou": miou, "loss": loss.item()})
                 bar.log(f"iter {it}: val mIoU {miou:.2f}")
                 model.train()
+            log.step(it, optimizer.param_groups[0]["lr"], loss.item(), scalars, miou)
             if it % card.ckpt_interval == 0 or it == end_iter:
                 save(it)
     if it == start_iter:

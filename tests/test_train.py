@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from rsbench.cards import MethodCard, builtin_cards, load_card
 from rsbench.errors import ConfigError
 from rsbench.train import TrainingError, load_checkpoint, lr_factor, model_from_checkpoint, train
+from rsbench.train_log import read_log
 from tests.conftest import write_card
 
 
@@ -66,6 +68,9 @@ def test_resume_gives_the_same_weights(tmp_path: Path, tiny_card: Path) -> None:
     full = train(card, "deliver-synth", tmp_path / "full", progress=False)
     train(card, "deliver-synth", tmp_path / "split", progress=False, stop_after=3)
     assert load_checkpoint(tmp_path / "split" / "last.pt")["iter"] == 3
+    # a crash after the checkpoint left a line past it and a torn line: resume drops both
+    with (tmp_path / "split" / "log.jsonl").open("a") as f:
+        f.write('{"iter": 5, "loss": 1.0}\n{"iter": 6, "lo')
     resumed = train(card, "deliver-synth", tmp_path / "split", progress=False, resume=True)
     a, b = _weights(full.checkpoint), _weights(resumed.checkpoint)
     assert a.keys() == b.keys()
@@ -75,6 +80,11 @@ def test_resume_gives_the_same_weights(tmp_path: Path, tiny_card: Path) -> None:
     fresh = train(card, "deliver-synth", tmp_path / "short", progress=False, stop_after=1)
     assert any(not torch.equal(a[k], _weights(fresh.checkpoint)[k]) for k in a)
     assert [h["iter"] for h in resumed.history] == [3, 6]
+    # the training log of the resumed run is the uninterrupted run's, line for line
+    log = read_log(tmp_path / "full")
+    assert log == read_log(tmp_path / "split")
+    assert [r["iter"] for r in log if "val_miou" in r] == [3, 6]
+    assert {"loss", "lr", "ohem_ce"} <= set(log[-1]) and all(math.isfinite(r["loss"]) for r in log)
     assert (tmp_path / "full" / "card.yaml").is_file()
     assert yaml.safe_load((tmp_path / "full" / "card.yaml").read_text())["iters"] == 6
 
