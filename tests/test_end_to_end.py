@@ -29,17 +29,29 @@ def majority_class_miou(dataset_name: str) -> float:
     return metric.compute().miou
 
 
+def _summaries(run: Path) -> dict[str, dict[str, float]]:
+    """fill -> summary of the EMM records in one demo run folder."""
+    records = [json.loads(p.read_text()) for p in (run / "records").glob("*.json")]
+    assert len(records) == 2, records
+    return {r["fill"]: r["summary"] for r in records}
+
+
 @pytest.mark.slow
-def test_demo_trains_a_teacher_that_beats_trivial_and_collapses_without_sensors(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--iters", "300", "--device", "cpu"])
+def test_demo_trains_teacher_and_student_and_the_student_survives_missing_sensors(tmp_path: Path) -> None:
+    argv = ["demo", "--out", str(tmp_path), "--iters", "300", "--student-iters", "300", "--device", "cpu"]
+    result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    records = list((tmp_path / "deliver-synth" / "records").glob("*.json"))
-    assert len(records) == 1
-    summary = json.loads(records[0].read_text())["summary"]
+    teacher = _summaries(tmp_path / "deliver-synth" / "teacher")
+    student = _summaries(tmp_path / "deliver-synth" / "robustseg")
     trivial = majority_class_miou("deliver-synth")
-    assert summary["full"] > trivial + 15, (summary, trivial)
-    assert summary["avg"] < summary["full"] - 5
-    assert summary["worst"] < summary["full"] / 2
-    # a second run reuses the finished teacher instead of training again
-    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--iters", "300", "--device", "cpu"])
-    assert again.exit_code == 0 and "reusing" in again.output
+    # the teacher learned something, and collapses when sensors are missing
+    assert teacher["zero"]["full"] > trivial + 15, (teacher, trivial)
+    assert teacher["zero"]["avg"] < teacher["zero"]["full"] - 5
+    assert teacher["zero"]["worst"] < teacher["zero"]["full"] / 2
+    # the student, trained with modality dropout (drop fusion), keeps a larger share of its
+    # full-modality mIoU when sensors are missing (relative robustness = Avg / full)
+    assert student["drop"]["full"] > trivial + 15, (student, trivial)
+    assert student["drop"]["relative"] > teacher["drop"]["relative"] + 0.05, (student, teacher)
+    # a second run reuses both finished stages instead of training again
+    again = CliRunner().invoke(app, argv)
+    assert again.exit_code == 0 and again.output.count("reusing") == 2, again.output
