@@ -11,7 +11,7 @@ set -euo pipefail
 work=${1:-runs-reproduction}
 shift || true
 if [ $# -gt 0 ]; then datasets=("$@"); else datasets=(deliver-synth muses-synth mcubes-synth); fi
-read -r -a methods <<< "${METHODS:-teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm}"
+read -r -a methods <<< "${METHODS:-teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm robustseg-zero}"
 mkdir -p "$work" && cd "$work"
 for ds in "${datasets[@]}"; do
   for m in "${methods[@]}"; do
@@ -29,7 +29,7 @@ for ds in "${datasets[@]}"; do
 done
 python3 - "${datasets[@]}" <<'PY'
 import json, os, sys
-methods = ["teacher", "moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm"]
+methods = ["teacher", "moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm", "robustseg-zero"]
 print("| dataset | method | full mIoU | EMM Avg | EMM E(0.2) | EMM worst | EMM-drop Avg | EMM-drop E(0.2) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for ds in sys.argv[1:]:

@@ -181,3 +181,9 @@ def test_student_cards_ship_with_the_published_settings() -> None:
     rs = load_card("robustseg", "paper")
     assert (rs.hpdm_pairing, rs.hpdm_norm, rs.rrm_axis, rs.rrm_lambda, rs.rrm_samples) == (
         "shuffle", "mean", "channel", 1e-5, 10)
+    # the released zero recipe differs from robustseg in exactly the missing-input handling and the pairing
+    for profile in ("paper", "quick"):
+        a, b = load_card("robustseg", profile).to_dict(), load_card("robustseg-zero", profile).to_dict()
+        differing = {k for k in a if a[k] != b[k]}
+        assert differing == {"name", "description", "missing", "hpdm_pairing"}, differing
+        assert (b["missing"], b["hpdm_pairing"]) == ("zero", "random")
