@@ -11,7 +11,8 @@ set -euo pipefail
 work=${1:-runs-reproduction}
 shift || true
 if [ $# -gt 0 ]; then datasets=("$@"); else datasets=(deliver-synth muses-synth mcubes-synth); fi
-read -r -a methods <<< "${METHODS:-teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm robustseg-zero}"
+all_methods="teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm robustseg-zero"
+read -r -a methods <<< "${METHODS:-$all_methods}"
 mkdir -p "$work" && cd "$work"
 for ds in "${datasets[@]}"; do
   for m in "${methods[@]}"; do
@@ -27,9 +28,9 @@ for ds in "${datasets[@]}"; do
     fi
   done
 done
-python3 - "${datasets[@]}" <<'PY'
+ALL_METHODS="$all_methods" python3 - "${datasets[@]}" <<'PY'
 import json, os, sys
-methods = ["teacher", "moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm", "robustseg-zero"]
+methods = os.environ["ALL_METHODS"].split()
 print("| dataset | method | full mIoU | EMM Avg | EMM E(0.2) | EMM worst | EMM-drop Avg | EMM-drop E(0.2) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for ds in sys.argv[1:]:

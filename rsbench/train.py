@@ -63,6 +63,15 @@ def data_fingerprint(ds: SegmentationDataset) -> str:
     return h.hexdigest()[:16]
 
 
+def finished_run(path: Path, card: MethodCard, dataset: str, fingerprint: str) -> bool:
+    """A complete checkpoint trained with exactly this card on exactly this data: safe to reuse."""
+    if not path.is_file():
+        return False
+    ckpt = load_checkpoint(path)
+    return (bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
+            and ckpt["data_fingerprint"] == fingerprint)
+
+
 def lr_factor(it: int, card: MethodCard) -> float:
     """Linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0 (per iteration, published)."""
     if it < card.warmup_iters:

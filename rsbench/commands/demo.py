@@ -22,21 +22,20 @@ DEMO_STUDENT_ITERS = 1200  # a third of the quick profile: the demo must stay a 
 
 
 def _train_or_reuse(card: Any, dataset: str, run_dir: Path, device: str, teacher: Path | None = None) -> Path:
-    """``run_dir/last.pt``: reused when finished with this card, resumed when interrupted, else trained."""
-    from rsbench.train import CHECKPOINT_NAME, load_checkpoint, train
+    """``run_dir/last.pt``: reused when finished with this card and data, resumed when interrupted, else trained.
+
+    ``train`` itself refuses to resume a checkpoint of another card or other data.
+    """
+    from rsbench.data import create_dataset
+    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, finished_run, train
 
     ckpt_path = run_dir / CHECKPOINT_NAME
-    state = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
-    same_card = state is not None and state["card"] == card.to_dict()
-    if same_card and state.get("complete"):
+    train_split = create_dataset(dataset, split="train", synth=card.synth or None)
+    if finished_run(ckpt_path, card, dataset, data_fingerprint(train_split)):
         console.print(f"   reusing {ckpt_path}")
         return ckpt_path
-    if state is not None and not same_card:
-        from rsbench.errors import ConfigError
-
-        raise ConfigError(f"{ckpt_path} was trained with other settings: choose another --out")
     console.print(f"   training {card.model} for {card.iters} iterations -> {run_dir}")
-    res = train(card, dataset, run_dir, teacher=teacher, resume=same_card, device=device, profile="quick")
+    res = train(card, dataset, run_dir, teacher=teacher, resume=ckpt_path.is_file(), device=device, profile="quick")
     console.print(f"   trained in {res.wall_time_s:.0f} s")
     return ckpt_path
 

@@ -16,22 +16,11 @@ def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[
     return Path("runs") / dataset / f"{card.name}-{profile}{suffix}"
 
 
-def _reusable_teacher(path: Path, card: MethodCard, dataset: str, fingerprint: str) -> bool:
-    """A finished teacher checkpoint trained with exactly this card on exactly this data."""
-    from rsbench.train import load_checkpoint
-
-    if not path.is_file():
-        return False
-    ckpt = load_checkpoint(path)
-    return (bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
-            and ckpt["data_fingerprint"] == fingerprint)
-
-
 def _teacher_for(card: MethodCard, dataset: str, root: Path | None, profile: str, seed: int | None,
                  mods: tuple[str, ...] | None, device: str, train_it: bool) -> Path:
     """The student's teacher checkpoint: reused when finished with the same card and data, else trained."""
     from rsbench.data import create_dataset
-    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, train
+    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, finished_run, train
 
     if card.teacher is None:
         raise ConfigError(f"student card {card.name} names no teacher card")
@@ -39,7 +28,7 @@ def _teacher_for(card: MethodCard, dataset: str, root: Path | None, profile: str
     t_out = default_out(dataset, t_card, profile, mods)
     t_ckpt = t_out / CHECKPOINT_NAME
     train_split = create_dataset(dataset, root=root, split="train", synth=t_card.synth or None, modalities=mods)
-    if _reusable_teacher(t_ckpt, t_card, dataset, data_fingerprint(train_split)):
+    if finished_run(t_ckpt, t_card, dataset, data_fingerprint(train_split)):
         console.print(f"reusing teacher {t_ckpt}")
         return t_ckpt
     if not train_it:
