@@ -48,9 +48,15 @@ class MethodCard:
     modality_dropout: bool = False
     ohem_thresh: float = 0.7
     kd_temperature: float = 1.0
-    hpdm_pairing: Literal["same", "shuffle", "random"] = "shuffle"
-    hpdm_norm: Literal["mean", "count_squared"] = "mean"
-    rrm_axis: Literal["channel", "height"] = "channel"
+    hpdm_pairing: Literal["same", "shuffle", "random", "random_each"] = "same"
+    """Teacher -> student modality pairing of HPDM (``rsbench.losses._pairing``)."""
+    hpdm_norm: Literal["mean", "count_squared"] = "count_squared"
+    rrm_pairing: Literal["same", "shuffle", "random", "random_each"] = "same"
+    """Pairing of RRM; when equal to ``hpdm_pairing`` both losses share one draw per step."""
+    rrm_form: Literal["released", "logit_grad"] = "released"
+    """``released``: the released RRM computation; ``logit_grad``: the earlier reading (rsbench.losses.rrm)."""
+    rrm_noise_std: Literal["pixel", "map"] = "pixel"
+    rrm_axis: Literal["channel", "height"] = "height"
     rrm_lambda: float = 1e-5
     rrm_samples: int = 10
     # optimisation

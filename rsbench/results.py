@@ -116,3 +116,14 @@ def record_checkpoint_evaluation(result: Any, checkpoint: str | Path, ckpt: dict
     record = make_record(result, method=card.name, dataset=dataset, split=split, prov=prov, card=card.to_dict())
     path = Path(out) if out is not None else checkpoint.parent / "records" / default_record_name(result.protocol, split)
     return write_record(record, path)
+
+
+def record_weights_evaluation(result: Any, weights: str | Path, model: str, options: dict[str, Any], dataset: str,
+                              split: str, device: str, out: str | Path | None = None) -> Path:
+    """Write the record of evaluating a bare state_dict (``rsbench eval --weights``; default beside the file)."""
+    weights = Path(weights)
+    prov = provenance(device, result.wall_time_s, checkpoint_sha256=file_sha256(weights), weights=str(weights))
+    record = make_record(result, method=f"weights:{weights.stem}", dataset=dataset, split=split, prov=prov,
+                         card={"model": model, **options})
+    path = Path(out) if out is not None else weights.parent / "records" / default_record_name(result.protocol, split)
+    return write_record(record, path)

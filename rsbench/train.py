@@ -33,7 +33,7 @@ from rsbench.cards import MethodCard, card_from_dict
 from rsbench.data import SegmentationDataset, create_dataset
 from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
-from rsbench.losses import create_loss, draw_pairing
+from rsbench.losses import create_loss, draw_pair_table
 from rsbench.modality_dropout import ModalityDropout
 from rsbench.models import MultiModalSegmentor, create_model
 from rsbench.train_log import TrainLog
@@ -188,48 +188,26 @@ TEACHER_LOSSES = {"kd", *FEATURE_LOSSES}
 
 
 def build_losses(card: MethodCard, num_classes: int) -> dict[str, nn.Module]:
-    """One module per weighted loss term named in the card (HPDM and RRM share ``hpdm_pairing``)."""
+    """One module per weighted loss term named in the card."""
     options: dict[str, dict[str, Any]] = {
         "ohem_ce": {"thresh": card.ohem_thresh},
         "kd": {"temperature": card.kd_temperature},
         "hpdm": {"num_classes": num_classes, "pairing": card.hpdm_pairing, "norm": card.hpdm_norm},
-        "rrm": {"pairing": card.hpdm_pairing, "axis": card.rrm_axis, "lam": card.rrm_lambda,
-                "n_samples": card.rrm_samples},
+        "rrm": {"pairing": card.rrm_pairing, "axis": card.rrm_axis, "lam": card.rrm_lambda,
+                "n_samples": card.rrm_samples, "form": card.rrm_form, "noise_std": card.rrm_noise_std},
     }
     if card.stage == "teacher" and TEACHER_LOSSES & set(card.losses):
         raise ConfigError(f"card {card.name}: losses {sorted(TEACHER_LOSSES & set(card.losses))} need a teacher")
-    return {name: create_loss(name, **options.get(name, {})) for name in card.losses}
-
-
-def paired_features(
-    out: StepOutputs, scheme: str, gen: torch.Generator
-) -> tuple[list[Tensor], list[Tensor], Tensor]:
-    """One teacher -> student modality pairing per step, shared by HPDM and RRM (METHOD.md section 3).
-
-    ``pi`` is drawn once (``draw_pairing(scheme)``) and each teacher modality ``m`` teaches student
-    modality ``pi[m]``. With ``drop`` fusion the slots of dropped modalities hold constant zeros (not
-    encoded): a pair landing on one would add a constant to the loss and no gradient (the cross-modal
-    flow of the paper goes through zero-filled *encoded* inputs, i.e. ``missing: zero``), so such
-    pairs are left out; with ``zero`` fusion every slot is encoded and every pair counts.
-
-    Returns:
-        Student features ``4 x [B, P, C, h, w]`` gathered as ``[:, pi[kept]]``, the teacher's
-        ``[:, kept]`` (float32, P pairs in teacher order) and the kept teacher modality indices.
-    """
-    m = out.teacher_features[0].shape[1]
-    pi = draw_pairing(scheme, m, gen)
-    kept = torch.arange(m) if out.encoded is None else torch.nonzero(out.encoded.cpu()[pi]).flatten()
-    dev = out.features[0].device
-    s_idx, t_idx = pi[kept].to(dev), kept.to(dev)
-    student = [f.index_select(1, s_idx).float() for f in out.features]
-    teacher = [f.index_select(1, t_idx).float() for f in out.teacher_features]
-    return student, teacher, kept
+    try:
+        return {name: create_loss(name, **options.get(name, {})) for name in card.losses}
+    except ValueError as exc:
+        raise ConfigError(f"card {card.name}: {exc}") from None
 
 
 def noise_generator(gen: torch.Generator, device: torch.device) -> torch.Generator:
     """RRM noise source on the features' device, seeded from the (CPU, checkpointed) loss generator.
 
-    Drawing on a CPU generator and copying ``n x B x M x C x h x w`` noise to the GPU each step is
+    Drawing on a CPU generator and copying ``n x P x C x h x w`` noise to the GPU each step is
     slow; a per-step device generator keeps resume exact (its seed comes from ``gen``).
     """
     if device.type == "cpu":
@@ -241,30 +219,32 @@ def noise_generator(gen: torch.Generator, device: torch.device) -> torch.Generat
 def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Generator) -> dict[str, Tensor]:
     """Each named loss on the step's outputs (unweighted).
 
-    HPDM and RRM see the same pairing draw (see ``paired_features``) and run in float32 with
-    autocast off (RRM's double backward and the prototype softmaxes are fragile in half precision).
+    HPDM and RRM draw their pair tables (``rsbench.losses._pairing``) once per step and scheme, so
+    two losses with the same scheme share one draw (the paper's shared permutation). With ``drop``
+    fusion the slots of dropped modalities hold constant zeros (not encoded): pairs landing on one
+    would add a constant and no gradient, so they are skipped (``student_valid``); with ``zero``
+    fusion every slot is encoded and every pair counts. Both run in float32 with autocast off.
     """
     terms: dict[str, Tensor] = {}
-    pairs = None
+    tables: dict[str, Tensor] = {}
     for name, fn in losses.items():
         if name in ("ohem_ce", "ce"):
             terms[name] = fn(out.logits, out.labels)
         elif name == "kd":
             terms[name] = fn(out.logits, out.teacher_logits)
         elif name in FEATURE_LOSSES:
-            if pairs is None:
-                pairs = paired_features(out, fn.pairing, gen)
-            student, teacher, kept = pairs
-            if kept.numel() == 0:  # every pair landed on a dropped slot ("random" pairing)
-                terms[name] = out.features[0].sum() * 0.0
-                continue
-            same = torch.arange(kept.numel())
+            b, m = out.teacher_features[0].shape[:2]
+            if fn.pairing not in tables:
+                tables[fn.pairing] = draw_pair_table(fn.pairing, b, len(out.teacher_features), m, gen)
+            student = [f.float() for f in out.features]
+            teacher = [f.float() for f in out.teacher_features]
             with torch.autocast(out.logits.device.type, enabled=False):
                 if name == "hpdm":
-                    terms[name] = fn(student, teacher, out.labels, pairing=same)
+                    terms[name] = fn(student, teacher, out.labels, pairing=tables[fn.pairing],
+                                     student_valid=out.encoded)
                 else:
                     terms[name] = fn(student, teacher, generator=noise_generator(gen, student[0].device),
-                                     pairing=same)
+                                     pairing=tables[fn.pairing], student_valid=out.encoded)
         else:
             raise ConfigError(f"loss {name!r} has no training wiring")
     return terms

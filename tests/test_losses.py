@@ -269,12 +269,20 @@ def _rrm_inputs(seed, n=3, b=2, m=2, dtype=torch.float32):
     return sf, tf, noise
 
 
+def _pairs(noise):
+    """``[n, B, M, ...]`` noise -> the loss's per-pair layout ``[n, B*M, ...]`` (all pairs kept)."""
+    return [(ns.flatten(1, 2), nt.flatten(1, 2)) for ns, nt in noise]
+
+
+OLD = {"form": "logit_grad", "noise_std": "map"}
+
+
 @pytest.mark.parametrize("axis", ["channel", "height"])
 @pytest.mark.parametrize("pairing", ["same", "shuffle"])
-def test_rrm_matches_loop_reference(axis, pairing):
+def test_rrm_logit_grad_matches_loop_reference(axis, pairing):
     sf, tf, noise = _rrm_inputs(6)
     pi = draw_pairing(pairing, 2, torch.Generator().manual_seed(1))
-    got = rrm_loss(sf, tf, pairing=pi, axis=axis, lam=1.0, noise=noise)
+    got = rrm_loss(sf, tf, pairing=pi, axis=axis, lam=1.0, noise=_pairs(noise), **OLD)
     assert got.item() == pytest.approx(_rrm_slow(sf, tf, noise, pi, axis, 1.0), rel=1e-4)
 
 
@@ -282,47 +290,121 @@ def test_rrm_generator_draw_order_and_default_lambda():
     sf, tf, _ = _rrm_inputs(7)
     g = torch.Generator().manual_seed(11)
     noise = [(torch.randn((4, *x.shape), generator=g), torch.randn((4, *x.shape), generator=g)) for x in tf]
-    expected = rrm_loss(sf, tf, noise=noise)
+    expected = rrm_loss(sf, tf, noise=_pairs(noise))
     got = create_loss("rrm", n_samples=4)(sf, tf, generator=torch.Generator().manual_seed(11))
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert got.item() == pytest.approx(1e-5 * rrm_loss(sf, tf, noise=noise, lam=1.0).item(), rel=1e-5)
+    assert got.item() == pytest.approx(1e-5 * rrm_loss(sf, tf, noise=_pairs(noise), lam=1.0).item(), rel=1e-5)
 
 
-def test_rrm_gradcheck_double():
+@pytest.mark.parametrize("form", ["released", "logit_grad"])
+@pytest.mark.parametrize("noise_std", ["pixel", "map"])
+def test_rrm_gradcheck_double(form, noise_std):
     sf, tf, noise = _rrm_inputs(8, n=2, b=1, m=2, dtype=torch.float64)
     s0 = sf[1][:, :, :3].clone().requires_grad_(True)  # [1, 2, 3, 3, 2]
-    t0, nz = tf[1][:, :, :3], [(noise[1][0][:, :, :, :3], noise[1][1][:, :, :, :3])]
-    for axis in ("channel", "height"):
+    t0, nz = tf[1][:, :, :3], _pairs([(noise[1][0][:, :, :, :3], noise[1][1][:, :, :, :3])])
+    for axis in ("channel", "height") if form == "logit_grad" else ("height",):
 
         def fn(s, axis=axis):
-            return rrm_loss([s], [t0], pairing=torch.tensor([1, 0]), axis=axis, lam=1.0, noise=nz)
+            return rrm_loss([s], [t0], pairing=torch.tensor([1, 0]), axis=axis, lam=1e-5, noise=nz, form=form,
+                            noise_std=noise_std)
 
         assert torch.autograd.gradcheck(fn, (s0,), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def _released_by_autograd(xs: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
+    """The released procedure step by step for one pair of noisy copies ``[n, C, H, W]`` (autograd, not closed form).
+
+    Rows stacked to ``[n*C, H, W]``; KLDivLoss(mean) of log_softmax(student) against softmax(teacher) over
+    H; gradients w.r.t. those softmax OUTPUTS with create_graph; squared norm over H averaged; / KL.
+    """
+    n, c, h, w = xs.shape
+    ls = torch.log_softmax(xs.reshape(n * c, h, w), dim=1)
+    pt = torch.softmax(xt.reshape(n * c, h, w).detach().requires_grad_(True), dim=1)  # released: requires_grad_()
+    kl = (torch.nn.functional.kl_div(ls, pt, reduction="sum") / pt.numel()).clamp(min=0)  # KLDivLoss "mean"
+    gs, gt = torch.autograd.grad(kl, [ls, pt], create_graph=True)
+    info = torch.stack([g.norm(dim=1).pow(2).mean() / kl for g in (gs, gt)])
+    return torch.linalg.vector_norm(1 / info)
+
+
+def test_rrm_released_closed_form_equals_autograd_and_student_term_depends_on_teacher_only():
+    from rsbench.losses.rrm import noisy_copies, released_inverse_fisher
+
+    g = torch.Generator().manual_seed(3)
+    fs = torch.randn(2, 5, 6, 4, generator=g, dtype=torch.double, requires_grad=True)  # [P, C, H, W]
+    ft = torch.randn(2, 5, 6, 4, generator=g, dtype=torch.double)
+    ns, nt = torch.randn(3, 2, 5, 6, 4, generator=g, dtype=torch.double), torch.randn(3, 2, 5, 6, 4, generator=g,
+                                                                                       dtype=torch.double)
+    xs, xt = noisy_copies(fs, ns), noisy_copies(ft, nt)
+    inv = released_inverse_fisher(xs, xt)
+    closed = torch.linalg.vector_norm(inv, dim=-1).sum()
+    auto = sum(_released_by_autograd(xs[:, p], xt[:, p]) for p in range(2))
+    assert closed.item() == pytest.approx(auto.item(), rel=1e-10)
+    g1, = torch.autograd.grad(closed, fs, retain_graph=True)
+    g2, = torch.autograd.grad(auto, fs)
+    torch.testing.assert_close(g1, g2, rtol=1e-8, atol=1e-12)
+    # 1/I_S = KL * N^2 / (H * mean p_T^2): the student enters through KL alone
+    n, p, c, h, w = xs.shape
+    big_n = n * c * h * w
+    ls, lt = torch.log_softmax(xs, dim=-2), torch.log_softmax(xt, dim=-2)
+    kl = (lt.exp() * (lt - ls)).sum(dim=(0, 2, 3, 4)) / big_n
+    expected = kl * big_n**2 / (h * lt.exp().pow(2).mean(dim=(0, 2, 3, 4)))
+    torch.testing.assert_close(inv[:, 0], expected, rtol=1e-10, atol=0)
+
+
+def test_rrm_pixel_noise_std_is_the_released_tiled_row_std():
+    from rsbench.losses.rrm import noisy_copies
+
+    g = torch.Generator().manual_seed(4)
+    f = torch.randn(1, 3, 4, 5, generator=g, dtype=torch.double)  # [P, C, H, W]
+    n = 6
+    tiled = f[0].reshape(3, 20).repeat(1, n).reshape(3 * n, 20)  # the release's [n*C, H*W] rows
+    sigma = tiled.std(dim=0).reshape(4, 5)
+    ones = torch.ones(n, 1, 3, 4, 5, dtype=torch.double)
+    torch.testing.assert_close(noisy_copies(f, ones, "pixel") - f, sigma.expand(n, 1, 3, 4, 5))
+    torch.testing.assert_close(noisy_copies(f, ones, "map") - f, f.std(correction=0).expand(n, 1, 3, 4, 5))
+
+
+def test_rrm_released_form_needs_height_axis():
+    with pytest.raises(ValueError, match="height"):
+        create_loss("rrm", axis="channel")
+    assert create_loss("rrm", axis="channel", form="logit_grad").form == "logit_grad"
 
 
 def test_rrm_teacher_gets_no_grad_and_no_grad_mode():
     sf, tf, noise = _rrm_inputs(9)
     sf = [x.requires_grad_(True) for x in sf]
     tf = [x.requires_grad_(True) for x in tf]
-    loss = rrm_loss(sf, tf, noise=noise, lam=1.0)
+    loss = rrm_loss(sf, tf, noise=_pairs(noise), lam=1.0)
     loss.backward()
     assert all(x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0 for x in sf)
     assert all(x.grad is None for x in tf)
     with torch.no_grad():
-        frozen = rrm_loss(sf, tf, noise=noise, lam=1.0)
+        frozen = rrm_loss(sf, tf, noise=_pairs(noise), lam=1.0)
     assert not frozen.requires_grad and frozen.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
-def test_rrm_minimal_when_student_equals_teacher():
+@pytest.mark.parametrize("form", ["released", "logit_grad"])
+def test_rrm_minimal_when_student_equals_teacher(form):
     """Zero iff the noisy copies coincide; with independent noise s == t is the noise floor, below real gaps."""
     _, tf, noise = _rrm_inputs(10)
-    shared = [(ns, ns) for ns, _ in noise]
-    assert rrm_loss(tf, tf, noise=shared).item() == 0.0
+    shared = _pairs([(ns, ns) for ns, _ in noise])
+    kw = {"form": form, "axis": "height"}
+    assert rrm_loss(tf, tf, noise=shared, **kw).item() == 0.0
     g = torch.Generator().manual_seed(12)
     gaps = [torch.randn(x.shape, generator=g) for x in tf]
-    assert rrm_loss([t + 0.5 * d for t, d in zip(tf, gaps, strict=True)], tf, noise=shared).item() > 0.0
-    values = [rrm_loss([t + a * d for t, d in zip(tf, gaps, strict=True)], tf, noise=noise).item() for a in (0, 3, 10)]
+    assert rrm_loss([t + 0.5 * d for t, d in zip(tf, gaps, strict=True)], tf, noise=shared, **kw).item() > 0.0
+    values = [rrm_loss([t + a * d for t, d in zip(tf, gaps, strict=True)], tf, noise=_pairs(noise), **kw).item()
+              for a in (0, 3, 10)]
     assert values[0] > 0.0 and values[0] < values[1] < values[2]
+
+
+def test_rrm_skips_pairs_on_slots_without_features():
+    sf, tf, _ = _rrm_inputs(14)
+    valid = torch.tensor([False, True])
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    masked = rrm_loss(sf, tf, "same", 3, generator=g1, student_valid=valid)
+    only = rrm_loss([x[:, 1:] for x in sf], [x[:, 1:] for x in tf], "same", 3, generator=g2)
+    assert masked.item() == pytest.approx(only.item(), rel=1e-6)
 
 
 # ---------------------------------------------------------------- registry

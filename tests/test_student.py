@@ -103,23 +103,31 @@ def test_teacher_is_frozen_and_feature_losses_give_finite_grads(tiny_teacher: Pa
     assert not teacher.training
 
 
-def test_hpdm_and_rrm_share_one_pairing_draw(tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("card_name", "expected_draws"), [("robustseg-paper", 1), ("robustseg-zero", 2)])
+def test_pair_tables_drawn_once_per_scheme(tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch, card_name: str,
+                                           expected_draws: int) -> None:
+    """The paper's reading shares one permutation between HPDM and RRM; the zero recipe draws its own."""
     import rsbench.train as engine
 
-    card = load_card("robustseg", "quick")
+    card = load_card(card_name, "quick")
     losses = build_losses(card, 5)
-    assert losses["hpdm"].pairing == losses["rrm"].pairing == "shuffle"
     draws = []
-    real = engine.draw_pairing
-    monkeypatch.setattr(engine, "draw_pairing", lambda *a, **k: draws.append(real(*a, **k)) or draws[-1])
+    real = engine.draw_pair_table
+    monkeypatch.setattr(engine, "draw_pair_table", lambda *a, **k: draws.append(real(*a, **k)) or draws[-1])
     teacher, _ = model_from_checkpoint(tiny_teacher)
-    mods = {n: torch.randn(1, 3, 32, 32) for n in teacher.modalities}
+    mods = {n: torch.randn(2, 3, 32, 32) for n in teacher.modalities}
     with torch.no_grad():
         logits, feats = teacher.forward_features(mods)
-    out = StepOutputs(logits, feats, torch.randint(0, 5, (1, 32, 32)), logits, feats)
+    out = StepOutputs(logits, feats, torch.randint(0, 5, (2, 32, 32)), logits, feats)
     terms = loss_terms({k: losses[k] for k in ("hpdm", "rrm")}, out, torch.Generator().manual_seed(3))
-    assert len(draws) == 1 and sorted(draws[0].tolist()) == list(range(len(teacher.modalities)))
-    assert set(terms) == {"hpdm", "rrm"}
+    assert len(draws) == expected_draws and set(terms) == {"hpdm", "rrm"}
+    m = len(teacher.modalities)
+    if card_name == "robustseg-paper":  # one permutation for every sample and stage
+        assert draws[0].shape == (2, 4, m) and sorted(draws[0][0, 0].tolist()) == list(range(m))
+        assert bool((draws[0] == draws[0][:1, :1]).all())
+    else:  # HPDM: a fresh draw per (sample, stage, teacher modality); RRM: slot to slot
+        assert draws[0].shape == (2, 4, m) and len({tuple(r.tolist()) for r in draws[0].flatten(0, 1)}) > 1
+        assert torch.equal(draws[1], torch.arange(m).expand(2, 4, m))
 
 
 def test_student_resume_gives_identical_weights(tmp_path: Path, tiny_teacher: Path) -> None:
@@ -153,7 +161,7 @@ def test_cli_trains_the_teacher_then_reuses_it(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "again" / "last.pt").is_file()
 
 
-STUDENT_CARDS = ("moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm")
+STUDENT_CARDS = ("moddrop", "kd", "robustseg", "robustseg-no-hpdm", "robustseg-no-rrm", "robustseg-paper")
 
 
 @pytest.mark.parametrize("name", builtin_cards())
@@ -178,12 +186,26 @@ def test_student_cards_ship_with_the_published_settings() -> None:
     card_of_combo = {"no-hpdm": "robustseg-no-hpdm", "no-rrm": "robustseg-no-rrm"}
     for combo, losses in COMBOS.items():
         assert load_card(card_of_combo.get(combo, combo), "quick").losses == losses
-    rs = load_card("robustseg", "paper")
-    assert (rs.hpdm_pairing, rs.hpdm_norm, rs.rrm_axis, rs.rrm_lambda, rs.rrm_samples) == (
-        "shuffle", "mean", "channel", 1e-5, 10)
-    # the released zero recipe differs from robustseg in exactly the missing-input handling and the pairing
+    rs = load_card("robustseg", "paper")  # the released main recipe
+    assert (rs.hpdm_pairing, rs.hpdm_norm, rs.rrm_pairing, rs.rrm_form, rs.rrm_noise_std, rs.rrm_axis,
+            rs.rrm_lambda, rs.rrm_samples) == ("same", "count_squared", "same", "released", "pixel", "height", 1e-5, 10)
     for profile in ("paper", "quick"):
-        a, b = load_card("robustseg", profile).to_dict(), load_card("robustseg-zero", profile).to_dict()
-        differing = {k for k in a if a[k] != b[k]}
-        assert differing == {"name", "description", "missing", "hpdm_pairing"}, differing
-        assert (b["missing"], b["hpdm_pairing"]) == ("zero", "random")
+        a = load_card("robustseg", profile).to_dict()
+        # the ablations follow robustseg in everything but their losses
+        for name in ("robustseg-no-hpdm", "robustseg-no-rrm"):
+            b = load_card(name, profile).to_dict()
+            assert {k for k in a if a[k] != b[k]} == {"name", "description", "losses"}
+        # the paper's reading: shuffle pairing shared by both losses, true-mean prototypes, the logit_grad RRM
+        p = load_card("robustseg-paper", profile).to_dict()
+        assert {k for k in a if a[k] != p[k]} == {"name", "description", "hpdm_pairing", "hpdm_norm", "rrm_pairing",
+                                                  "rrm_form", "rrm_noise_std", "rrm_axis"}
+        assert (p["hpdm_pairing"], p["rrm_pairing"], p["hpdm_norm"], p["rrm_form"]) == ("shuffle", "shuffle", "mean",
+                                                                                           "logit_grad")
+        # the released zero recipe: zero-filled inputs, its own HPDM draws, RRM slot to slot and effectively off
+        z = load_card("robustseg-zero", profile).to_dict()
+        assert {k for k in a if a[k] != z[k]} == {"name", "description", "missing", "hpdm_pairing", "losses",
+                                                  "rrm_lambda"}
+        assert (z["missing"], z["hpdm_pairing"], z["rrm_pairing"], z["rrm_lambda"]) == ("zero", "random_each", "same",
+                                                                                        1e-10)
+        assert z["losses"] == {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 110.0, "rrm": 1e-4}
+

@@ -27,7 +27,13 @@ def result_table(result: EvalResult, title: str) -> Table:
 
 
 def eval_cmd(
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="rsbench checkpoint (last.pt)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", "-c", help="rsbench checkpoint (last.pt)."),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="A bare state_dict instead (official, mmseg or released RobustSeg layout; "
+        "with or without 'module.'); needs --model and --dataset."),
+    model_name: str | None = typer.Option(None, "--model", help="Model for --weights, e.g. segformer_mit_b0."),
+    embed_dim: int = typer.Option(768, "--embed-dim", help="Decoder width for --weights (released B0: 768)."),
+    eval_size: int | None = typer.Option(None, "--eval-size", help="Short side for --weights (default: native)."),
     protocol: str = typer.Option("full", "--protocol", help="full, all-subsets (alias emm)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Default: the checkpoint's dataset."),
@@ -41,18 +47,39 @@ def eval_cmd(
     """Evaluate a checkpoint; print per-subset mIoU, mIoU-Avg and mIoU-E(p); write a record."""
     from rsbench.data import create_dataset
     from rsbench.data.transforms import EvalResize
+    from rsbench.errors import ConfigError
     from rsbench.evaluation import canonical_protocol, evaluate
-    from rsbench.results import record_checkpoint_evaluation
+    from rsbench.results import record_checkpoint_evaluation, record_weights_evaluation
     from rsbench.train import load_checkpoint, model_from_checkpoint, pick_device
 
-    ckpt = load_checkpoint(checkpoint)
+    if (checkpoint is None) == (weights is None):
+        raise ConfigError("give exactly one of --checkpoint (an rsbench run) or --weights (a bare state_dict)")
     protocol = canonical_protocol(protocol)
+    dev = pick_device(device)
+    if weights is not None:
+        if model_name is None or dataset is None:
+            raise ConfigError("--weights needs --model (e.g. segformer_mit_b0) and --dataset")
+        from rsbench.models import create_model, load_pretrained
+
+        ds = create_dataset(dataset, root=root, split=split,
+                            transform=EvalResize(eval_size) if eval_size else None)
+        model = create_model(model_name, modalities=ds.modalities, num_classes=ds.info.num_classes,
+                             embed_dim=embed_dim)
+        load_pretrained(model, weights)
+        result = evaluate(model.eval().to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
+                          convention=convention, progress=True)
+        options = {"embed_dim": embed_dim, "eval_size": eval_size}
+        path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev), out)
+        title = f"{weights.name} ({model_name}) on {dataset}/{split}: {protocol} (fill {fill}, {convention})"
+        console.print(result_table(result, title))
+        console.print(f"record: {path}")
+        return
+    ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
     name = dataset or ckpt["dataset"]
     transform = EvalResize(card.eval_size) if card.eval_size else None
     ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
                         modalities=tuple(ckpt["modalities"]))
-    dev = pick_device(device)
     result = evaluate(model.to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
                       convention=convention, progress=True)
     path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), out)

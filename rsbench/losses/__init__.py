@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from rsbench.losses._pairing import PAIRINGS, draw_pairing
+from rsbench.losses._pairing import PAIRINGS, draw_pair_table, draw_pairing, pair_indices
 from rsbench.losses._registry import LOSSES
 from rsbench.losses.hpdm import HPDMLoss, class_prototypes, hpdm_loss
 from rsbench.losses.kd import KDLoss, kd_loss
@@ -33,10 +33,12 @@ __all__ = [
     "RRMLoss",
     "class_prototypes",
     "create_loss",
+    "draw_pair_table",
     "draw_pairing",
     "hpdm_loss",
     "kd_loss",
     "ohem_cross_entropy",
+    "pair_indices",
     "rrm_inverse_fisher",
     "rrm_loss",
 ]

@@ -14,9 +14,13 @@ Differences from the released code (offered as options, see ``class_prototypes``
 
 - prototypes: default ``norm="mean"`` (true mean); the release divides the class sum by the pixel
   count twice (``norm="count_squared"``), which makes the small stage-4 maps dominate;
-- pairing ``pi``: default ``shuffle`` (one random permutation per call, shared by all stages and
-  samples, as the paper writes it); ``same`` is the released ``drop`` recipe, ``random`` (each
-  teacher modality picks a student modality independently) the released ``zero`` recipe.
+- pairing: default ``shuffle`` (one random permutation per call, shared by all stages and samples,
+  as the paper writes it); ``same`` is the released main (``drop``) recipe (``mmkd/PCUMD.py``),
+  ``random_each`` (a student slot drawn anew per sample, stage and teacher modality) the released
+  zero recipe (``mmkd/PCUMD_zero_padding_random.py``). See ``rsbench.losses._pairing``.
+
+With ``norm="count_squared"`` and ``same``/``random_each`` pairing the values equal the released
+functions' on recorded inputs (``tests/test_released.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsbench.losses._pairing import draw_pairing
+from rsbench.losses._pairing import PAIRINGS, draw_pair_table, pair_indices
 from rsbench.losses._registry import LOSSES
 
 NORMS = ("mean", "count_squared")
@@ -84,42 +88,45 @@ def hpdm_loss(
     norm: str = "mean",
     generator: torch.Generator | None = None,
     ignore_index: int = 255,
+    student_valid: Tensor | None = None,
 ) -> Tensor:
     """HPDM loss over all stages.
 
     Args:
         student_feats, teacher_feats: per stage ``[B, M, C_j, h_j, w_j]``, same modality order.
         labels: ``[B, H, W]`` long.
-        pairing: ``same`` | ``shuffle`` | ``random`` or a LongTensor ``[M]`` (``pi[m]`` = student
-            modality taught by teacher modality ``m``); drawn once per call with ``generator``.
+        pairing: a scheme of ``PAIRINGS``, an ``[M]`` draw or a ``[B, S, M]`` pair table
+            (``rsbench.losses._pairing``); a scheme is drawn once per call with ``generator``.
+        student_valid: bool ``[M]``, student slots holding features; pairs on other slots skipped.
 
     Returns:
-        Scalar: sum over stages and pairs of the per-pair KL, averaged over the batch.
+        Scalar: sum over stages and pairs of the per-pair KL, divided by the batch size.
     """
     if len(student_feats) != len(teacher_feats):
         raise ValueError(f"{len(student_feats)} student stages vs {len(teacher_feats)} teacher stages")
     b, m = teacher_feats[0].shape[:2]
-    pi = draw_pairing(pairing, m, generator).to(labels.device)
+    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator).to(labels.device)
     total = teacher_feats[0].new_zeros(())
-    for fs, ft in zip(student_feats, teacher_feats, strict=True):
+    for j, (fs, ft) in enumerate(zip(student_feats, teacher_feats, strict=True)):
         if fs.shape != ft.shape:
             raise ValueError(f"stage shapes differ: {tuple(fs.shape)} vs {tuple(ft.shape)}")
         ps = class_prototypes(fs, labels, num_classes, norm, ignore_index)
         pt = class_prototypes(ft.detach(), labels, num_classes, norm, ignore_index)
-        total = total + prototype_kl(ps[:, pi], pt).sum()
+        bi, si, ti = pair_indices(table, j, student_valid)
+        total = total + prototype_kl(ps[bi, si], pt[bi, ti]).sum()
     return total / b
 
 
 @LOSSES.register("hpdm")
 class HPDMLoss(nn.Module):
-    """HPDM module; ``forward(student_feats, teacher_feats, labels, generator=None, pairing=None)``.
+    """HPDM module; ``forward(student_feats, teacher_feats, labels, generator=None, pairing=None, student_valid=None)``.
 
-    ``pairing`` in ``forward`` (a LongTensor ``[M]``) overrides the configured scheme for that call.
+    ``pairing`` in ``forward`` (an ``[M]`` draw or a ``[B, S, M]`` table) overrides the configured scheme.
     """
 
     def __init__(self, num_classes: int, pairing: str = "shuffle", norm: str = "mean", ignore_index: int = 255) -> None:
         super().__init__()
-        if pairing not in ("same", "shuffle", "random"):
+        if pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}")
         if norm not in NORMS:
             raise ValueError(f"unknown prototype norm {norm!r}")
@@ -132,8 +139,10 @@ class HPDMLoss(nn.Module):
         labels: Tensor,
         generator: torch.Generator | None = None,
         pairing: Tensor | None = None,
+        student_valid: Tensor | None = None,
     ) -> Tensor:
         scheme = self.pairing if pairing is None else pairing
         return hpdm_loss(
-            student_feats, teacher_feats, labels, self.num_classes, scheme, self.norm, generator, self.ignore_index
+            student_feats, teacher_feats, labels, self.num_classes, scheme, self.norm, generator, self.ignore_index,
+            student_valid,
         )

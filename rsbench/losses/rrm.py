@@ -1,39 +1,46 @@
-"""Representation Regularisation via functional entropy (RRM) from RobustSeg.
+"""Representation Regularisation via functional entropy (RRM) from RobustSeg, in two forms.
 
 Paper: "Robust Multimodal Segmentation with Representation Regularization and Hybrid Prototype
 Distillation", arXiv 2505.12861. The log-Sobolev inequality bounds the functional entropy of the
-teacher-student discrepancy by its Fisher information; RRM maximises the Fisher information
-estimated on noisy copies of the features, i.e. penalises its inverse.
+teacher-student discrepancy by its Fisher information; RRM maximises a Fisher information
+estimated on noisy copies of the features, i.e. penalises its inverse. For one sample, stage and
+pair (student slot ``s``, teacher modality ``m``), with ``f_S`` and ``f_T`` both ``[C, H, W]``:
 
-Exact definition used here, for one sample ``b``, stage ``j`` and pair (teacher modality ``m``,
-student modality ``pi(m)``), with ``f_S = S_j[b, pi(m)]``, ``f_T = T_j[b, m]``, both ``[C, H, W]``:
+**Noise** (both forms). ``n`` noisy copies ``x_i = f + sigma * eps_i`` (``eps`` standard normal,
+independent for student and teacher; the teacher is detached, ``sigma`` is differentiable for the
+student). ``noise_std="pixel"`` (released): ``sigma[h, w]`` is the Bessel-corrected std over the
+``n*C`` tiled rows at that pixel, ``sqrt(n * sum_c (f_c - mean_c f)^2 / (n*C - 1))``, because the
+release tiles ``f`` to ``[n*C, H*W]`` and takes ``std(dim=0)``. ``noise_std="map"``: the population
+std of the whole map, one number.
 
-1. Noisy copies ``x_i = f_x + sigma_x * eps_{x,i}``, ``i = 1..n`` (``n_samples``), ``eps`` standard
-   normal, drawn independently for student and teacher; ``sigma_x`` = population std of ``f_x``
-   over all its ``C*H*W`` entries (differentiable for the student; the teacher is detached).
-2. ``p_x,i = softmax(x_i)`` over the ``channel`` axis (default; ``H*W`` distributions of size C)
-   or the ``height`` axis (released quirk; ``C*W`` distributions of size H).
-3. ``D_i = (1/R) sum_{C,H,W} p_T,i * (log p_T,i - log p_S,i)``: KL(t || s) summed over the softmax
-   axis, averaged over the ``R`` distributions. One scalar per noisy copy.
-4. ``G_x = (1/n) sum_i ||dD_i / dx_i||_2^2`` (squared L2 norm over all ``C*H*W`` entries of the
-   gradient w.r.t. the noisy copy, mean over the ``n`` copies). The released code gets the gradient
-   from autograd with ``create_graph=True``; here it is written in closed form (same values, see
-   ``kl_and_input_grads``), so the penalty stays differentiable w.r.t. the student features
-   without a double backward.
-5. ``Dbar = (1/n) sum_i D_i``; ``I_x = G_x / Dbar``; computed as ``1/I_x = Dbar / (G_x + eps)``.
-6. Penalty ``lam * ||(1/I_S, 1/I_T)||_2``, ``lam = 1e-5``.
+**form="released"** (``mmkd/RUMD.py`` with ``mmkd/regularization.py``; default). The copies are
+stacked to ``[n*C, H, W]``; ``l_S = log_softmax(x_S)`` and ``p_T = softmax(x_T)`` over the
+*height* axis; one KL over all ``N = n*C*H*W`` entries (torch ``KLDivLoss(reduction="mean")``,
+clamped at 0), ``KL = (1/N) sum p_T (log p_T - l_S)``; its gradient with respect to the softmax
+*outputs* ``l_S`` and ``p_T``, ``g_S = -p_T / N`` and ``g_T = (log p_T + 1 - l_S) / N``; and
+``I_x = mean_{rows, W} (sum_H g_x^2) / KL`` (``torch.norm(grad, dim=1)`` squared, divided by the
+loss, averaged). Penalty ``lam * ||(1/I_S, 1/I_T)||_2``. In closed form::
 
-The loss sums the penalty over stages and modality pairs and divides by ``B`` (like HPDM).
+    1/I_S = KL * N^2 / (H * mean p_T^2)             (mean over all N entries)
+    1/I_T = KL * N^2 / (H * mean (log p_T + 1 - l_S)^2)
 
-"Minimal" when student equals teacher: the penalty is >= 0 and is exactly 0 when the noisy student
-and teacher copies coincide (equal features and the same noise tensors). With independent noise
-(training) ``f_S = f_T`` leaves a positive noise floor: near ``D = 0`` the ratio ``D / ||grad D||^2``
-tends to a constant set by the distributions' spread, not to 0, so RRM is not a distance that
-vanishes at ``f_S = f_T``; it grows with the discrepancy once that dominates the noise.
+So the student-side term depends on the student only through ``KL``: the penalty grows with the
+student-teacher discrepancy and roughly with ``N^2``, the square of the feature size (at the
+published lambda 1e-5 it is orders of magnitude above the task loss; see the README).
 
-Differences from the released code: softmax over channels by default (release: height, offered as
-``axis="height"``); the pairing (``same`` by default) is explicit and can be shared with HPDM;
-noise comes from an explicit generator or is passed in.
+**form="logit_grad"** (an earlier reading, kept for comparison). Per copy ``i``, softmax over
+``axis`` (``channel``: ``H*W`` distributions of size C, or ``height``), ``D_i`` = the KL summed
+over the softmax axis and averaged over the ``R`` distributions; gradients with respect to the
+pre-softmax *inputs* ``x_i``: ``dD/dx_S = (p_S - p_T) / R``, ``dD/dx_T = p_T (log p_T - log p_S -
+kl) / R``; ``G_x = mean_i ||dD_i/dx_i||^2``, ``1/I_x = mean_i D_i / (G_x + eps)``. Its values are
+10^5 to 10^7 times smaller than the released form's and nearly flat in the discrepancy.
+
+Both forms are written in closed form (no ``autograd.grad(create_graph=True)``): the penalty is
+an ordinary differentiable function of the student features, so one backward pass suffices; a
+test checks the closed forms against autograd and ``form="released"`` against values the
+released code produced (``tests/test_released.py``).
+
+The loss sums the penalty over stages and pairs and divides by ``B`` (as released).
 """
 
 from __future__ import annotations
@@ -44,35 +51,48 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsbench.losses._pairing import draw_pairing
+from rsbench.losses._pairing import PAIRINGS, draw_pair_table, pair_indices
 from rsbench.losses._registry import LOSSES
 
 AXES = {"channel": -3, "height": -2}
+FORMS = ("released", "logit_grad")
+NOISE_STDS = ("pixel", "map")
 
 
-def rrm_inverse_fisher(
-    student: Tensor, teacher: Tensor, noise_s: Tensor, noise_t: Tensor, axis: str = "channel", eps: float = 1e-12
-) -> Tensor:
-    """Inverse Fisher information ``(1/I_S, 1/I_T)`` of paired features (steps 1-5 of the module doc).
+def noisy_copies(f: Tensor, noise: Tensor, noise_std: str = "pixel") -> Tensor:
+    """``f [..., C, H, W]`` + sigma * ``noise [n, ..., C, H, W]`` (see the module doc for sigma)."""
+    n, c = noise.shape[0], f.shape[-3]
+    if noise_std == "pixel":
+        if n * c < 2:
+            raise ValueError("per-pixel noise std needs n_samples * channels >= 2")
+        var = f.var(dim=-3, correction=0, keepdim=True) * (n * c / (n * c - 1))
+        sigma = var.sqrt()
+    elif noise_std == "map":
+        sigma = f.std(dim=(-3, -2, -1), keepdim=True, correction=0)
+    else:
+        raise ValueError(f"unknown noise std {noise_std!r}; expected one of {NOISE_STDS}")
+    return f + sigma * noise
 
-    Args:
-        student, teacher: ``[..., C, H, W]`` paired features (any leading dims, e.g. ``[B, M]``).
-        noise_s, noise_t: ``[n, ..., C, H, W]`` standard-normal noise.
-        axis: ``channel`` or ``height``: the softmax axis.
 
-    Returns:
-        ``[..., 2]``; differentiable w.r.t. ``student`` when it requires grad (else detached).
-    """
-    if axis not in AXES:
-        raise ValueError(f"unknown softmax axis {axis!r}; expected one of {tuple(AXES)}")
-    if student.shape != teacher.shape or noise_s.shape[1:] != student.shape or noise_t.shape != noise_s.shape:
-        raise ValueError("student, teacher and noise shapes do not match")
+def released_inverse_fisher(xs: Tensor, xt: Tensor) -> Tensor:
+    """``(1/I_S, 1/I_T)`` of the released form from noisy copies ``[n, P, C, H, W]``: ``[P, 2]``."""
+    n, _, c, h, w = xs.shape
+    big_n = n * c * h * w
+    log_s = F.log_softmax(xs, dim=-2)
+    log_t = F.log_softmax(xt, dim=-2)
+    p_t = log_t.exp()
+    dims = (0, 2, 3, 4)
+    kl = (p_t * (log_t - log_s)).sum(dim=dims).div(big_n).clamp(min=0)  # [P]
+    a_s = p_t.pow(2).sum(dim=-2).mean(dim=(0, 2, 3)) / big_n**2  # mean over rows and W of sum_H g_S^2
+    a_t = (log_t + 1 - log_s).pow(2).sum(dim=-2).mean(dim=(0, 2, 3)) / big_n**2
+    return torch.stack([kl / a_s, kl / a_t], dim=-1)
+
+
+def logit_grad_inverse_fisher(xs: Tensor, xt: Tensor, axis: str = "channel", eps: float = 1e-12) -> Tensor:
+    """``(1/I_S, 1/I_T)`` of the ``logit_grad`` form from noisy copies ``[n, P, C, H, W]``: ``[P, 2]``."""
     dim, fdims = AXES[axis], (-3, -2, -1)
-    c, h, w = student.shape[-3:]
+    c, h, w = xs.shape[-3:]
     n_dist = h * w if axis == "channel" else c * w
-    xs = student + student.std(dim=fdims, keepdim=True, correction=0) * noise_s
-    t = teacher.detach()
-    xt = t + t.std(dim=fdims, keepdim=True, correction=0) * noise_t
     d, gs, gt = kl_and_input_grads(xs, xt, dim, n_dist)
     d_bar = d.mean(0)
     inv_s = d_bar / (gs.pow(2).sum(dim=fdims).mean(0) + eps)
@@ -80,14 +100,46 @@ def rrm_inverse_fisher(
     return torch.stack([inv_s, inv_t], dim=-1)
 
 
-def kl_and_input_grads(xs: Tensor, xt: Tensor, dim: int, n_dist: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``D = KL(softmax(xt) || softmax(xs))`` averaged over the distributions, and ``dD/dxs``, ``dD/dxt``.
+def rrm_inverse_fisher(
+    student: Tensor,
+    teacher: Tensor,
+    noise_s: Tensor,
+    noise_t: Tensor,
+    axis: str = "height",
+    eps: float = 1e-12,
+    form: str = "released",
+    noise_std: str = "pixel",
+) -> Tensor:
+    """Inverse Fisher information ``(1/I_S, 1/I_T)`` of paired features.
 
-    The input gradients are written in closed form instead of ``autograd.grad(create_graph=True)``:
-    the values are identical (a test checks them against autograd), but the penalty then needs one
-    ordinary backward pass instead of a double backward, which roughly halves RRM's cost.
+    Args:
+        student, teacher: ``[P, C, H, W]`` paired features.
+        noise_s, noise_t: ``[n, P, C, H, W]`` standard-normal noise.
+        axis: softmax axis of the ``logit_grad`` form (``released`` is always ``height``).
+
+    Returns:
+        ``[P, 2]``; differentiable w.r.t. ``student`` when it requires grad (else detached).
+    """
+    if form not in FORMS:
+        raise ValueError(f"unknown RRM form {form!r}; expected one of {FORMS}")
+    if axis not in AXES:
+        raise ValueError(f"unknown softmax axis {axis!r}; expected one of {tuple(AXES)}")
+    if form == "released" and axis != "height":
+        raise ValueError("the released RRM form takes its softmax over the height axis: use axis='height'")
+    if student.shape != teacher.shape or noise_s.shape[1:] != student.shape or noise_t.shape != noise_s.shape:
+        raise ValueError("student, teacher and noise shapes do not match")
+    xs = noisy_copies(student, noise_s, noise_std)
+    xt = noisy_copies(teacher.detach(), noise_t, noise_std)
+    if form == "released":
+        return released_inverse_fisher(xs, xt)
+    return logit_grad_inverse_fisher(xs, xt, axis, eps)
+
+
+def kl_and_input_grads(xs: Tensor, xt: Tensor, dim: int, n_dist: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``logit_grad`` form: ``D = KL(softmax(xt) || softmax(xs))`` per copy, ``dD/dxs`` and ``dD/dxt``.
+
     With ``g = log p_t - log p_s`` and per-distribution ``kl = sum(p_t * g)`` over the softmax axis:
-    ``dD/dxs = (p_s - p_t) / R`` and ``dD/dxt = p_t * (g - kl) / R``.
+    ``dD/dxs = (p_s - p_t) / R`` and ``dD/dxt = p_t * (g - kl) / R`` (a test checks them against autograd).
 
     Returns:
         ``D`` with the last three dims reduced, and the two gradients shaped like the inputs.
@@ -106,19 +158,24 @@ def rrm_loss(
     teacher_feats: Sequence[Tensor],
     pairing: str | Tensor = "same",
     n_samples: int = 10,
-    axis: str = "channel",
+    axis: str = "height",
     lam: float = 1e-5,
     generator: torch.Generator | None = None,
     noise: Sequence[tuple[Tensor, Tensor]] | None = None,
     eps: float = 1e-12,
+    form: str = "released",
+    noise_std: str = "pixel",
+    student_valid: Tensor | None = None,
 ) -> Tensor:
-    """RRM penalty over all stages, vectorised over batch, pairs and noisy copies.
+    """RRM penalty over all stages, vectorised over the pairs and noisy copies.
 
     Args:
         student_feats, teacher_feats: per stage ``[B, M, C_j, H_j, W_j]``.
-        pairing: ``same`` | ``shuffle`` | ``random`` or LongTensor ``[M]`` (see ``draw_pairing``).
-        noise: optional per-stage ``(noise_s, noise_t)``, each ``[n, B, M, C_j, H_j, W_j]``; when
-            omitted, drawn from ``generator`` after the pairing: stage by stage, student then teacher.
+        pairing: a scheme of ``PAIRINGS``, an ``[M]`` draw or a ``[B, S, M]`` pair table.
+        noise: optional per-stage ``(noise_s, noise_t)``, each ``[n, P_j, C_j, H_j, W_j]`` for the
+            stage's ``P_j`` pairs in ``pair_indices`` order; when omitted, drawn from ``generator``
+            after the pairing: stage by stage, student then teacher.
+        student_valid: bool ``[M]``, student slots holding features; pairs on other slots skipped.
 
     Returns:
         Scalar: ``lam * ||(1/I_S, 1/I_T)||_2`` summed over stages and pairs, divided by ``B``.
@@ -126,36 +183,54 @@ def rrm_loss(
     if len(student_feats) != len(teacher_feats):
         raise ValueError(f"{len(student_feats)} student stages vs {len(teacher_feats)} teacher stages")
     b, m = teacher_feats[0].shape[:2]
-    pi = draw_pairing(pairing, m, generator).to(teacher_feats[0].device)
+    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator).to(teacher_feats[0].device)
     total = teacher_feats[0].new_zeros(())
     for j, (fs, ft) in enumerate(zip(student_feats, teacher_feats, strict=True)):
+        bi, si, ti = pair_indices(table, j, student_valid)
+        if bi.numel() == 0:
+            continue
+        ps, pt = fs[bi, si], ft[bi, ti]
         if noise is None:
             gen_device = generator.device if generator is not None else fs.device
-            shape = (n_samples, *ft.shape)
+            shape = (n_samples, *pt.shape)
             ns = torch.randn(shape, generator=generator, device=gen_device, dtype=fs.dtype).to(fs.device)
             nt = torch.randn(shape, generator=generator, device=gen_device, dtype=fs.dtype).to(fs.device)
         else:
             ns, nt = noise[j]
-        inv = rrm_inverse_fisher(fs[:, pi], ft, ns, nt, axis, eps)  # [B, M, 2]
+        inv = rrm_inverse_fisher(ps, pt, ns, nt, axis, eps, form, noise_std)  # [P, 2]
         total = total + torch.linalg.vector_norm(inv, dim=-1).sum()
     return lam * total / b
 
 
 @LOSSES.register("rrm")
 class RRMLoss(nn.Module):
-    """RRM module; ``forward(student_feats, teacher_feats, generator=None, pairing=None, noise=None)``."""
+    """RRM module; ``forward(student_feats, teacher_feats, generator, pairing, noise, student_valid)``."""
 
     def __init__(
-        self, pairing: str = "same", n_samples: int = 10, axis: str = "channel", lam: float = 1e-5, eps: float = 1e-12
+        self,
+        pairing: str = "same",
+        n_samples: int = 10,
+        axis: str = "height",
+        lam: float = 1e-5,
+        eps: float = 1e-12,
+        form: str = "released",
+        noise_std: str = "pixel",
     ) -> None:
         super().__init__()
-        if pairing not in ("same", "shuffle", "random"):
+        if pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}")
         if axis not in AXES:
             raise ValueError(f"unknown softmax axis {axis!r}")
+        if form not in FORMS:
+            raise ValueError(f"unknown RRM form {form!r}; expected one of {FORMS}")
+        if form == "released" and axis != "height":
+            raise ValueError("the released RRM form takes its softmax over the height axis (rrm_axis: height)")
+        if noise_std not in NOISE_STDS:
+            raise ValueError(f"unknown noise std {noise_std!r}; expected one of {NOISE_STDS}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         self.pairing, self.n_samples, self.axis, self.lam, self.eps = pairing, n_samples, axis, lam, eps
+        self.form, self.noise_std = form, noise_std
 
     def forward(
         self,
@@ -164,8 +239,10 @@ class RRMLoss(nn.Module):
         generator: torch.Generator | None = None,
         pairing: Tensor | None = None,
         noise: Sequence[tuple[Tensor, Tensor]] | None = None,
+        student_valid: Tensor | None = None,
     ) -> Tensor:
         scheme = self.pairing if pairing is None else pairing
         return rrm_loss(
-            student_feats, teacher_feats, scheme, self.n_samples, self.axis, self.lam, generator, noise, self.eps
+            student_feats, teacher_feats, scheme, self.n_samples, self.axis, self.lam, generator, noise, self.eps,
+            self.form, self.noise_std, student_valid,
         )

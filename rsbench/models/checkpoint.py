@@ -6,7 +6,10 @@ DDP ``module.`` prefix):
   ``head.weight``/``head.bias`` is dropped) or a timm model's own keys;
 - mmseg SegFormer: ``backbone.*`` + ``decode_head.*`` (unused ``decode_head.conv_seg`` and
   ``auxiliary_head`` dropped);
-- rsbench's own ``state_dict()``: ``encoder.*`` + ``head.*``.
+- rsbench's own ``state_dict()``: ``encoder.*`` + ``head.*``;
+- the released RobustSeg ``Seg`` model's ``state_dict()`` (as its training scripts save it, with or
+  without the DDP ``module.`` prefix): ``encoder.*`` + ``decoder.*``, plus an unused CAM
+  ``classifier.weight`` that is dropped (``semseg/models/segformer/seg_block_select_UMD.py``).
 
 Anything else that does not match, a missing key, an unexpected key or a shape
 mismatch, raises :class:`~rsbench.errors.ConfigError` naming the keys. Nothing is
@@ -71,6 +74,9 @@ def _split(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Te
     if any(k.startswith("backbone.") for k in state):
         sections = {"backbone.": enc, "decode_head.": head}
         dropped = ("decode_head.conv_seg.", "auxiliary_head.")
+    elif any(k.startswith("encoder.") for k in state) and any(k.startswith("decoder.") for k in state):
+        sections = {"encoder.": enc, "decoder.": head}  # released RobustSeg Seg
+        dropped = ("classifier.",)
     elif any(k.startswith("encoder.") for k in state):
         sections = {"encoder.": enc, "head.": head}
         dropped = ()
