@@ -40,6 +40,7 @@ from rsbench.train_log import TrainLog
 
 CHECKPOINT_NAME = "last.pt"
 LOG_INTERVAL = 50  # iterations averaged per line of log.jsonl (fewer when validation is more frequent)
+GRAD_SHARE_EVERY = 5  # with log_grad_share: measure the gradient shares on every 5th step (10 per log line)
 
 
 class TrainingError(RsbenchError):
@@ -250,6 +251,25 @@ def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Genera
     return terms
 
 
+def gradient_shares(params: list[nn.Parameter], terms: dict[str, Tensor], weights: dict[str, float],
+                    reference: str = "ohem_ce") -> dict[str, float]:
+    """Each weighted term's gradient norm on ``params`` and its ratio to ``reference``'s (the task loss).
+
+    Why: the README's account of which term drives training must be a measurement, not a reading of
+    loss values (a term's size says little about its pull on the weights). One extra backward pass
+    per term, so it runs only when asked (``--log-grad-share``) and on every ``GRAD_SHARE_EVERY``-th step.
+    """
+    norms = {}
+    for name, value in terms.items():
+        grads = torch.autograd.grad(weights[name] * value, params, retain_graph=True, allow_unused=True)
+        norms[name] = math.sqrt(sum(float(g.detach().double().pow(2).sum()) for g in grads if g is not None))
+    ref = norms.get(reference) or norms.get("ce")
+    out = {f"gnorm/{k}": v for k, v in norms.items()}
+    if ref:
+        out.update({f"gshare/{k}": v / ref for k, v in norms.items() if k not in (reference, "ce")})
+    return out
+
+
 # ---------------------------------------------------------------- the loop
 @dataclass
 class TrainResult:
@@ -270,6 +290,7 @@ def train(
     progress: bool = True,
     profile: str = "",
     modalities: tuple[str, ...] | None = None,
+    log_grad_share: bool = False,
 ) -> TrainResult:
     """Train one stage as the card says and write ``out_dir/last.pt`` (+ ``card.yaml``).
 
@@ -278,6 +299,8 @@ def train(
         resume: continue from ``out_dir/last.pt`` (its card and data must match).
         stop_after: stop (with a checkpoint) after this many iterations in this call.
         modalities: train on these modalities only (default: the dataset's published set).
+        log_grad_share: write each weighted term's encoder gradient norm, and its ratio to the
+            cross-entropy's, into ``log.jsonl`` (see ``gradient_shares``; costs extra backward passes).
     """
     start_time = time.perf_counter()
     out_dir = Path(out_dir).expanduser()
@@ -389,6 +412,9 @@ def train(
                         out.teacher_logits, out.teacher_features = teacher_model.forward_features(mods)
                 terms = loss_terms(losses, out, loss_gen)
                 loss = sum(weights[k] * v for k, v in terms.items())
+            shares = {}
+            if log_grad_share and (it + 1) % GRAD_SHARE_EVERY == 0:
+                shares = gradient_shares([p for p in model.encoder.parameters() if p.requires_grad], terms, weights)
             if not math.isfinite(loss.item()):
                 parts = ", ".join(f"{k}={v.item():.3g}" for k, v in terms.items())
                 raise TrainingError(
@@ -412,7 +438,7 @@ def train(
                 history.append({"iter": it, "val_miou": miou, "loss": loss.item()})
                 bar.log(f"iter {it}: val mIoU {miou:.2f}")
                 model.train()
-            log.step(it, optimizer.param_groups[0]["lr"], loss.item(), scalars, miou)
+            log.step(it, optimizer.param_groups[0]["lr"], loss.item(), {**scalars, **shares}, miou)
             if it % card.ckpt_interval == 0 or it == end_iter:
                 save(it)
     if it == start_iter:

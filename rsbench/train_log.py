@@ -3,7 +3,10 @@
 Why a file and not only the progress bar: loss scales (is HPDM x100 drowning the CE?) and
 learning curves must survive the terminal, and a crash must not lose them. Each line holds the
 interval's mean of every raw loss term, the weighted total, the learning rate and, on
-validation iterations, the val mIoU. On resume, lines written after the checkpoint's iteration
+validation iterations, the val mIoU. With ``--log-grad-share`` it also holds, per weighted term,
+``gnorm/<term>`` (the L2 norm of that term's weighted gradient on the encoder) and
+``gshare/<term>`` (that norm over the cross-entropy's), averaged over the steps measured in the
+interval (every ``GRAD_SHARE_EVERY``-th step). On resume, lines written after the checkpoint's iteration
 are dropped, so the log always matches the weights it sits beside.
 """
 
@@ -24,7 +27,7 @@ class TrainLog:
         self.path = out_dir / LOG_NAME
         self.interval = max(1, interval)
         self._sums: dict[str, float] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
         self._fresh = start_iter == 0  # a new run starts a new log at its first line, not before
         if not self._fresh:
             self._truncate_after(start_iter)
@@ -44,10 +47,10 @@ class TrainLog:
         """Record iteration ``it`` (1-based); write a line every ``interval`` iterations or on validation."""
         for k, v in {"loss": loss, **terms}.items():
             self._sums[k] = self._sums.get(k, 0.0) + v
-        self._count += 1
+            self._counts[k] = self._counts.get(k, 0) + 1
         if it % self.interval == 0 or val_miou is not None:
             record: dict[str, float | int] = {"iter": it, "lr": lr}
-            record.update({k: v / self._count for k, v in self._sums.items()})
+            record.update({k: v / self._counts[k] for k, v in self._sums.items()})
             if val_miou is not None:
                 record["val_miou"] = val_miou
             if self._fresh:
@@ -55,7 +58,7 @@ class TrainLog:
             with self.path.open("w" if self._fresh else "a") as f:
                 f.write(json.dumps(record) + "\n")
             self._fresh = False
-            self._sums, self._count = {}, 0
+            self._sums, self._counts = {}, {}
 
 
 def read_log(path: str | Path) -> list[dict[str, float]]:

@@ -456,3 +456,15 @@ def test_rrm_closed_form_gradients_equal_autograd(axis):
     d, gs, gt = kl_and_input_grads(xs, xt, AXES[axis], n_dist)
     auto_s, auto_t = torch.autograd.grad(d.sum(), (xs, xt))
     assert torch.allclose(gs, auto_s, atol=1e-12) and torch.allclose(gt, auto_t, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["released", "logit_grad"])
+def test_rrm_finite_gradient_on_constant_student_features(form):
+    """A zero-filled input through a fresh encoder gives all-zero features: sigma = 0 must not give NaN."""
+    _, tf, _ = _rrm_inputs(15)
+    zeros = [torch.zeros_like(t).requires_grad_(True) for t in tf]
+    for noise_std in ("pixel", "map"):
+        loss = rrm_loss(zeros, tf, "same", 3, generator=torch.Generator().manual_seed(0), form=form,
+                        noise_std=noise_std, axis="height")
+        (grad,) = torch.autograd.grad(loss, zeros[0])
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()

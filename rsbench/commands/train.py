@@ -56,6 +56,8 @@ def train_cmd(
     stop_after: int | None = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after N iterations."),
     modalities: str | None = typer.Option(None, "--modalities", help="Comma-separated subset to train on."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
+    log_grad_share: bool = typer.Option(
+        False, "--log-grad-share", help="Log each weighted loss term's encoder gradient norm relative to the CE's."),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
     from rsbench.data import split_name
@@ -81,7 +83,7 @@ def train_cmd(
     label = "stage 2: student" if card.stage == "student" else "training"
     console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
     res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
-                device=device, profile=profile, modalities=mods)
+                device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share)
     last = res.history[-1] if res.history else None
     tail = f", val mIoU {last['val_miou']:.2f}" if last else ""
     console.print(f"done in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")

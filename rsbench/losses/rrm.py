@@ -59,6 +59,12 @@ FORMS = ("released", "logit_grad")
 NOISE_STDS = ("pixel", "map")
 
 
+VAR_EPS = 1e-12
+"""Added to the variance under the square root: constant features (a zero-filled input through a
+freshly initialised encoder gives exactly zero features) would otherwise give a NaN gradient of
+sigma, as in the released code; 1e-12 moves sigma by < 1e-12 relative for unit-scale features."""
+
+
 def noisy_copies(f: Tensor, noise: Tensor, noise_std: str = "pixel") -> Tensor:
     """``f [..., C, H, W]`` + sigma * ``noise [n, ..., C, H, W]`` (see the module doc for sigma)."""
     n, c = noise.shape[0], f.shape[-3]
@@ -66,12 +72,11 @@ def noisy_copies(f: Tensor, noise: Tensor, noise_std: str = "pixel") -> Tensor:
         if n * c < 2:
             raise ValueError("per-pixel noise std needs n_samples * channels >= 2")
         var = f.var(dim=-3, correction=0, keepdim=True) * (n * c / (n * c - 1))
-        sigma = var.sqrt()
     elif noise_std == "map":
-        sigma = f.std(dim=(-3, -2, -1), keepdim=True, correction=0)
+        var = f.var(dim=(-3, -2, -1), keepdim=True, correction=0)
     else:
         raise ValueError(f"unknown noise std {noise_std!r}; expected one of {NOISE_STDS}")
-    return f + sigma * noise
+    return f + (var + VAR_EPS).sqrt() * noise
 
 
 def released_inverse_fisher(xs: Tensor, xt: Tensor) -> Tensor:
