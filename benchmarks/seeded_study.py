@@ -173,7 +173,8 @@ def print_tables(work: Path, runs: Path, seeds: list[int]) -> None:
             run_dir = runs / f"{name}-s{s}"
             t_dir = runs / f"teacher-s{s}"
             if (run_dir / "emm-drop.json").is_file() and (t_dir / "emm.json").is_file():
-                z, d, t = _summary(run_dir / "emm.json"), _summary(run_dir / "emm-drop.json"), _summary(t_dir / "emm.json")
+                z, d = _summary(run_dir / "emm.json"), _summary(run_dir / "emm-drop.json")
+                t = _summary(t_dir / "emm.json")
                 rows.append((z["full"], z["avg"], d["avg"], z["worst"], z["full"] / t["full"], z["avg"] / t["avg"]))
         cols = list(zip(*rows, strict=True)) if rows else [[]] * 6
         cells = [_ms(list(c), 3 if i >= 4 else 2) for i, c in enumerate(cols)]
