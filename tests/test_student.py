@@ -209,3 +209,30 @@ def test_student_cards_ship_with_the_published_settings() -> None:
                                                                                         1e-10)
         assert z["losses"] == {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 110.0, "rrm": 1e-4}
 
+
+
+def test_gradient_shares_measure_each_weighted_term_against_the_ce() -> None:
+    from rsbench.train import gradient_shares
+
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    terms = {"ohem_ce": (w**2).sum(), "kd": 3 * w.sum(), "rrm": w[0] * 0.0}
+    shares = gradient_shares([w], terms, {"ohem_ce": 1.0, "kd": 2.0, "rrm": 12.0})
+    # d CE = (2, 4) -> |.| = sqrt(20); d (2 * KD) = (6, 6) -> sqrt(72)
+    assert shares["gnorm/ohem_ce"] == pytest.approx(20**0.5)
+    assert shares["gshare/kd"] == pytest.approx(72**0.5 / 20**0.5)
+    assert shares["gshare/rrm"] == 0.0 and "gshare/ohem_ce" not in shares
+
+
+def test_log_grad_share_writes_shares_and_leaves_training_unchanged(tmp_path: Path, tiny_teacher: Path) -> None:
+    from rsbench.train_log import read_log
+
+    card = _student(tmp_path, COMBOS["robustseg"], iters=10)
+    plain = train(card, "deliver-synth", tmp_path / "plain", teacher=tiny_teacher, progress=False)
+    shared = train(card, "deliver-synth", tmp_path / "shared", teacher=tiny_teacher, progress=False,
+                   log_grad_share=True)
+    a, b = load_checkpoint(plain.checkpoint)["model"], load_checkpoint(shared.checkpoint)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(k.startswith("gshare/") for line in read_log(tmp_path / "plain") for k in line)
+    measured = [line for line in read_log(tmp_path / "shared") if "gnorm/ohem_ce" in line]  # steps 5 and 10
+    assert len(measured) == 2 and all(line[f"gshare/{t}"] > 0 and line["gnorm/ohem_ce"] > 0 for line in measured
+                                      for t in ("kd", "hpdm", "rrm"))
