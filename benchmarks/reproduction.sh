@@ -11,7 +11,7 @@ set -euo pipefail
 work=${1:-runs-reproduction}
 shift || true
 if [ $# -gt 0 ]; then datasets=("$@"); else datasets=(deliver-synth muses-synth mcubes-synth); fi
-all_methods="teacher moddrop kd robustseg robustseg-no-hpdm robustseg-no-rrm robustseg-zero"
+all_methods="teacher moddrop kd robustseg robustseg-paper robustseg-no-hpdm robustseg-no-rrm robustseg-zero"
 read -r -a methods <<< "${METHODS:-$all_methods}"
 mkdir -p "$work" && cd "$work"
 for ds in "${datasets[@]}"; do
