@@ -94,10 +94,6 @@ class MethodCard:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(MethodCard)}
-_HINTS = typing.get_type_hints(MethodCard)
-
-
 def _check_type(key: str, value: Any, hint: Any) -> Any:
     """Validate (and lightly coerce int -> float) ``value`` against a type hint."""
     origin = typing.get_origin(hint)
@@ -117,6 +113,11 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
         if value in typing.get_args(hint):
             return value
         raise ConfigError(f"card key {key!r}: {value!r} is not one of {', '.join(map(str, typing.get_args(hint)))}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"card key {key!r}: expected a list, got {type(value).__name__}")
+        (it,) = typing.get_args(hint)
+        return [_check_type(f"{key}[{i}]", v, it) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"card key {key!r}: expected a mapping, got {type(value).__name__}")
@@ -145,17 +146,37 @@ def _describe(hint: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
 
 
-def _validate(values: dict[str, Any], where: str) -> dict[str, Any]:
+def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str, Any]:
+    """Check ``values`` against a card dataclass: unknown keys (with a close match) and wrong types are errors."""
+    fields = {f.name for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
     out = {}
     for key, value in values.items():
-        if key not in _FIELDS:
+        if key not in fields:
             import difflib
 
-            close = difflib.get_close_matches(key, _FIELDS, n=1)
+            close = difflib.get_close_matches(key, fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
-        out[key] = _check_type(key, value, _HINTS[key])
+        out[key] = _check_type(key, value, hints[key])
     return out
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A card file's top-level mapping (``yaml.safe_load``); one-line errors for bad YAML or shape."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read card {path}: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a card must be a mapping of keys to values")
+    return raw
+
+
+def _validate(values: dict[str, Any], where: str) -> dict[str, Any]:
+    return validate_keys(values, where, MethodCard)
 
 
 def builtin_cards() -> list[str]:
@@ -185,12 +206,7 @@ def card_path(name_or_path: str) -> Path:
 def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, Any] | None = None) -> MethodCard:
     """Load a card, apply a profile, then CLI overrides (``None`` values are ignored)."""
     path = card_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a card must be a mapping of keys to values")
+    raw = read_yaml_mapping(path)
     profiles = raw.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a mapping")

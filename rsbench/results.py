@@ -77,6 +77,7 @@ def make_record(result: Any, *, method: str, dataset: str, split: str, prov: dic
         "num_samples": body.pop("num_samples"),
         "provenance": {**prov, "eval_time_s": round(body.pop("wall_time_s"), 3)},
         "card": card,
+        "protocol_card": body.pop("extra", {}).get("protocol_card"),
     }
 
 

@@ -88,7 +88,7 @@ def test_train_then_eval_all_subsets_writes_a_record(tmp_path: Path, tiny_card: 
     result = run("eval", "--checkpoint", out / "last.pt", "--protocol", "emm", "--out", record_path)
     assert result.exit_code == 0, result.output
     record = json.loads(record_path.read_text())
-    assert record["protocol"] == "all-subsets" and record["fill"] == "zero"
+    assert record["protocol"] == "emm" and record["fill"] == "zero" and record["protocol_card"]["kind"] == "subsets"
     assert len(record["subsets"]) == 15
     assert {"full", "avg", "worst", "e0.2", "e0.1", "e0.05"} <= set(record["summary"])
     assert len(record["provenance"]["checkpoint_sha256"]) == 64

@@ -77,6 +77,8 @@ def test_bad_protocol_fill_and_modalities() -> None:
     model = create_model("segformer_mit_test", modalities=ds.modalities, num_classes=ds.info.num_classes)
     with pytest.raises(ConfigError, match="unknown protocol"):
         evaluate(model, ds, "everything")
+    with pytest.raises(ConfigError, match="not found"):
+        evaluate(model, ds, "missing/card.yaml")
     with pytest.raises(ConfigError, match="unknown fill"):
         evaluate(model, ds, "full", fill="mean")
     other = create_model("segformer_mit_test", modalities=("rgb", "depth"), num_classes=ds.info.num_classes)
@@ -84,23 +86,26 @@ def test_bad_protocol_fill_and_modalities() -> None:
         evaluate(other, ds, "full")
 
 
-@pytest.mark.parametrize("fill", ["zero", "drop"])
-def test_cached_subsets_equal_the_naive_path(fill: str) -> None:
+@pytest.mark.parametrize("protocol", ["emm", "emm-drop", "rmm-50", "noise-mid"])
+def test_cached_conditions_equal_the_naive_path(protocol: str) -> None:
     from rsbench.data.transforms import collate
-    from rsbench.evaluation import _apply_subset, _cached_subsets
+    from rsbench.protocols import conditions, load_protocol
+    from rsbench.protocols.engine import _Batch, _cached_logits, _naive_logits
 
     ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
     torch.manual_seed(1)
     model = create_model("segformer_mit_test", modalities=ds.modalities, num_classes=ds.info.num_classes,
                          embed_dim=16, missing="drop").eval()
-    batch = collate([ds[i] for i in range(3)])
+    sample = collate([ds[i] for i in range(3)])
     names = list(ds.modalities)
-    subsets = modality_subsets(names)
+    card = load_protocol(protocol)
     with torch.no_grad():
-        cached = dict(_cached_subsets(model, batch["modalities"], names, subsets, fill))
-        for s in subsets:
-            naive = _apply_subset(model, batch["modalities"], names, s, fill)
-            assert torch.allclose(cached[s], naive, atol=1e-5), s
-    fast = evaluate(model, ds, "all-subsets", fill=fill, batch_size=2)
-    slow = evaluate(model, ds, "all-subsets", fill=fill, batch_size=2, cache=False)
+        zero = list(model.encoder(torch.zeros_like(sample["modalities"][names[0]][:1])))
+        batch = _Batch(model, sample["modalities"], [0, 1, 2], names, card, zero)
+        for cond in conditions(card, names):
+            cached = _cached_logits(batch, cond, card.fill)
+            naive = _naive_logits(batch, cond, card.fill)
+            assert torch.allclose(cached, naive, atol=1e-5), cond.key
+    fast = evaluate(model, ds, protocol, batch_size=2)
+    slow = evaluate(model, ds, protocol, batch_size=2, cache=False)
     assert fast.summary == pytest.approx(slow.summary, abs=1e-6)

@@ -14,7 +14,7 @@ from rsbench.evaluation import EvalResult
 def result_table(result: EvalResult, title: str) -> Table:
     """Per-subset mIoU with the protocol's summaries below."""
     table = Table(title=title)
-    table.add_column("modalities")
+    table.add_column("condition")
     table.add_column("mIoU", justify="right")
     table.add_column("pixel acc", justify="right")
     for key, scores in result.subsets.items():
@@ -34,28 +34,39 @@ def eval_cmd(
     model_name: str | None = typer.Option(None, "--model", help="Model for --weights, e.g. segformer_mit_b0."),
     embed_dim: int = typer.Option(768, "--embed-dim", help="Decoder width for --weights (released B0: 768)."),
     eval_size: int | None = typer.Option(None, "--eval-size", help="Short side for --weights (default: native)."),
-    protocol: str = typer.Option("full", "--protocol", help="full, all-subsets (alias emm)."),
+    protocol: str = typer.Option(
+        "full", "--protocol", help="Protocol card(s): full, emm (all-subsets), emm-drop, rmm-25/50/75, "
+        "noise-low/mid/high, a path to a card .yaml, a comma-separated list, or all."),
     split: str = typer.Option("val", "--split", help="Split to evaluate."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="Default: the checkpoint's dataset."),
     root: Path | None = typer.Option(None, "--root", help="Folder of the real dataset."),
-    fill: str = typer.Option("zero", "--fill", help="Missing inputs: zero (published EMM) or drop."),
+    fill: str | None = typer.Option(None, "--fill", help="Override the card's absent inputs: zero or drop."),
     convention: str = typer.Option("nanmean", "--convention", help="mIoU convention: nanmean or zero-absent."),
     batch_size: int = typer.Option(4, "--batch-size"),
     device: str = typer.Option("auto", "--device"),
-    out: Path | None = typer.Option(None, "--out", help="Record path (default: next to the checkpoint)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Record path (default: next to the checkpoint); with several protocols, a folder."),
 ) -> None:
     """Evaluate a checkpoint; print per-subset mIoU, mIoU-Avg and mIoU-E(p); write a record."""
     from rsbench.data import create_dataset
     from rsbench.data.transforms import EvalResize
     from rsbench.errors import ConfigError
-    from rsbench.evaluation import canonical_protocol, evaluate
+    from rsbench.evaluation import evaluate
+    from rsbench.protocols import resolve_protocols
+    from rsbench.protocols.engine import resolve_card
     from rsbench.results import record_checkpoint_evaluation, record_weights_evaluation
     from rsbench.train import load_checkpoint, model_from_checkpoint, pick_device
 
     if (checkpoint is None) == (weights is None):
         raise ConfigError("give exactly one of --checkpoint (an rsbench run) or --weights (a bare state_dict)")
-    protocol = canonical_protocol(protocol)
+    cards = [resolve_card(c, fill) for c in resolve_protocols(protocol)]
     dev = pick_device(device)
+
+    def record_path(card_name: str) -> Path | None:
+        if out is None or len(cards) == 1:
+            return out
+        return out / f"{card_name}.json"
+
     if weights is not None:
         if model_name is None or dataset is None:
             raise ConfigError("--weights needs --model (e.g. segformer_mit_b0) and --dataset")
@@ -66,13 +77,15 @@ def eval_cmd(
         model = create_model(model_name, modalities=ds.modalities, num_classes=ds.info.num_classes,
                              embed_dim=embed_dim)
         load_pretrained(model, weights)
-        result = evaluate(model.eval().to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
-                          convention=convention, progress=True)
         options = {"embed_dim": embed_dim, "eval_size": eval_size}
-        path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev), out)
-        title = f"{weights.name} ({model_name}) on {dataset}/{split}: {protocol} (fill {fill}, {convention})"
-        console.print(result_table(result, title))
-        console.print(f"record: {path}")
+        for card in cards:
+            result = evaluate(model.eval().to(dev), ds, card, batch_size=batch_size, device=dev,
+                              convention=convention, progress=True)
+            path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev),
+                                             record_path(card.name))
+            title = f"{weights.name} ({model_name}) on {dataset}/{split}: {card.name} (fill {card.fill}, {convention})"
+            console.print(result_table(result, title))
+            console.print(f"record: {path}")
         return
     ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
@@ -80,8 +93,11 @@ def eval_cmd(
     transform = EvalResize(card.eval_size) if card.eval_size else None
     ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
                         modalities=tuple(ckpt["modalities"]))
-    result = evaluate(model.to(dev), ds, protocol, fill=fill, batch_size=batch_size, device=dev,
-                      convention=convention, progress=True)
-    path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), out)
-    console.print(result_table(result, f"{card.name} on {name}/{split}: {protocol} (fill {fill}, {convention})"))
-    console.print(f"record: {path}")
+    for pcard in cards:
+        result = evaluate(model.to(dev), ds, pcard, batch_size=batch_size, device=dev, convention=convention,
+                          progress=True)
+        path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev),
+                                            record_path(pcard.name))
+        title = f"{card.name} on {name}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
+        console.print(result_table(result, title))
+        console.print(f"record: {path}")

@@ -1,0 +1,224 @@
+"""One engine for every protocol: a card's conditions, one loop over the data, one metric bank.
+
+``run_protocol(model, dataset, card)`` needs only ``model(modalities, present) -> logits``, so any
+``nn.Module`` can be scored (the naive path: one forward per condition). For rsbench's own
+segmentors the modalities are encoded once per batch; a changed input (RMM mask, noise) is
+encoded once per batch and modality and reused by every condition that holds it (its draws do
+not depend on the condition: common random numbers); the zero-filled input is encoded once per
+call. Only the fusion and head run per condition. Modality encoders never see each other, so
+this equals the naive path (a test checks it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from rsbench.data import SegmentationDataset
+from rsbench.data.transforms import collate
+from rsbench.errors import ConfigError
+from rsbench.metrics import SegmentationMetric
+from rsbench.models import MultiModalSegmentor
+from rsbench.protocols.card import ProtocolCard, load_protocol
+from rsbench.protocols.conditions import Condition, conditions
+from rsbench.protocols.perturb import apply_change
+from rsbench.protocols.summary import summarize_conditions
+
+FILLS = ("zero", "drop")
+
+
+@dataclass
+class EvalResult:
+    """Scores of one evaluation: per-condition metrics and the protocol's summaries."""
+
+    protocol: str
+    fill: str
+    convention: str
+    modalities: list[str]
+    subsets: dict[str, dict[str, Any]]
+    """Per-condition scores (for subset protocols the key names the intact modalities)."""
+    summary: dict[str, float]
+    wall_time_s: float
+    num_samples: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Indexed(Dataset):
+    """The dataset's samples with their index, which seeds every per-sample draw."""
+
+    def __init__(self, dataset: SegmentationDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[dict, int]:
+        return self.dataset[i], i
+
+
+def _collate(items: list[tuple[dict, int]]) -> tuple[dict, list[int]]:
+    return collate([s for s, _ in items]), [i for _, i in items]
+
+
+def resolve_card(protocol: str | ProtocolCard, fill: str | None) -> ProtocolCard:
+    card = protocol if isinstance(protocol, ProtocolCard) else load_protocol(protocol)
+    if fill is not None:
+        if fill not in FILLS:
+            raise ConfigError(f"unknown fill {fill!r} (choose from {', '.join(FILLS)})")
+        card = replace(card, fill=fill)
+    return card
+
+
+class _Batch:
+    """One batch's inputs, changed inputs and (for rsbench segmentors) encoded features, each made once."""
+
+    def __init__(self, model: nn.Module, mods: dict[str, Tensor], ids: list[int], names: Sequence[str],
+                 card: ProtocolCard, zero_feats: list[Tensor] | None) -> None:
+        self.model, self.mods, self.ids, self.names, self.card = model, mods, ids, list(names), card
+        self.zero_feats = zero_feats
+        self._inputs: dict[tuple[str, str], Tensor] = {}
+        self._feats: dict[tuple[str, str], list[Tensor]] = {}
+        self._clean: list[Tensor] | None = None
+
+    def input(self, name: str, kind: str | None) -> Tensor:
+        if kind is None:
+            return self.mods[name]
+        if (kind, name) not in self._inputs:
+            idx = self.names.index(name)
+            self._inputs[kind, name] = apply_change(kind, self.mods[name], self.ids, idx, name, self.card)
+        return self._inputs[kind, name]
+
+    def features(self, name: str, kind: str | None) -> list[Tensor]:
+        """Per stage ``[B, C, h, w]`` of one modality's (possibly changed) input."""
+        if kind is None:
+            if self._clean is None:
+                self._clean = self.model.encode(self.mods)
+            idx = self.names.index(name)
+            return [f[:, idx] for f in self._clean]
+        if (kind, name) not in self._feats:
+            self._feats[kind, name] = list(self.model.encoder(self.input(name, kind)))
+        return self._feats[kind, name]
+
+
+def _changes(cond: Condition) -> dict[str, str]:
+    return {c.modality: c.kind for c in cond.changes}
+
+
+def _cached_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
+    model, names = batch.model, batch.names
+    ref = batch.mods[names[0]]
+    b = ref.shape[0]
+    kinds = _changes(cond)
+    per_slot = []
+    for n in model.modalities:
+        if n in cond.present:
+            per_slot.append(batch.features(n, kinds.get(n)))
+        elif fill == "zero":
+            per_slot.append([z.expand(b, *z.shape[1:]) for z in batch.zero_feats])
+        else:  # dropped from the fusion: any features of the right shape (masked out)
+            per_slot.append(batch.features(n, None))
+    feats = [torch.stack([slot[j] for slot in per_slot], dim=1) for j in range(len(per_slot[0]))]
+    present = torch.tensor([n in cond.present for n in model.modalities], device=ref.device).expand(b, -1)
+    return model.fuse_decode(feats, present, ref.shape[-2:], missing=fill)
+
+
+def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
+    model, names = batch.model, batch.names
+    ref = batch.mods[names[0]]
+    kinds = _changes(cond)
+    present = torch.tensor([n in cond.present for n in names], device=ref.device).expand(ref.shape[0], -1)
+    if fill == "zero":
+        inputs = {n: batch.input(n, kinds.get(n)) if n in cond.present else torch.zeros_like(batch.mods[n])
+                  for n in names}
+    else:
+        inputs = {n: batch.input(n, kinds.get(n)) for n in names if n in cond.present}
+    if isinstance(model, MultiModalSegmentor):
+        return model(inputs, present, missing=fill)
+    return model(inputs, present)
+
+
+def _check_logits(logits: Tensor, labels: Tensor, num_classes: int) -> None:
+    want = (labels.shape[0], num_classes, *labels.shape[-2:])
+    if logits.dim() != 4 or tuple(logits.shape) != want:
+        raise ConfigError(f"the model returned logits of shape {tuple(logits.shape)}; expected {want} "
+                          f"(batch, {num_classes} classes, label height, width)")
+
+
+@torch.no_grad()
+def run_protocol(
+    model: nn.Module,
+    dataset: SegmentationDataset,
+    protocol: str | ProtocolCard = "full",
+    fill: str | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    convention: str = "nanmean",
+    progress: bool = False,
+    cache: bool = True,
+    num_workers: int = 0,
+) -> EvalResult:
+    """Score ``model`` on ``dataset`` under a protocol card (name, alias, path or card).
+
+    ``fill`` overrides the card's handling of absent modalities; ``cache`` (rsbench segmentors
+    only) encodes each modality once per batch instead of running the whole model per condition.
+    """
+    card = resolve_card(protocol, fill)
+    names = list(getattr(model, "modalities", dataset.modalities))
+    if set(names) != set(dataset.modalities):
+        raise ConfigError(f"model modalities {names} differ from the dataset's {list(dataset.modalities)}")
+    conds = conditions(card, names)
+    k = dataset.info.num_classes
+    device = torch.device(device)
+    bank = {c.key: SegmentationMetric(k, convention=convention) for c in conds}
+    loader = DataLoader(_Indexed(dataset), batch_size=batch_size, shuffle=False, collate_fn=_collate,
+                        num_workers=num_workers)
+    cached = cache and isinstance(model, MultiModalSegmentor)
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    zero_feats = None
+    bar = _progress(progress, f"{card.name} ({len(conds)} conditions)", len(dataset))
+    try:
+        for sample, ids in _iterate(loader, bar):
+            mods = {n: sample["modalities"][n].to(device) for n in names}
+            labels = sample["label"].to(device)
+            if cached and card.fill == "zero" and zero_feats is None:
+                zero_feats = list(model.encoder(torch.zeros_like(mods[names[0]][:1])))
+            batch = _Batch(model, mods, ids, names, card, zero_feats)
+            for cond in conds:
+                logits = _cached_logits(batch, cond, card.fill) if cached else _naive_logits(batch, cond, card.fill)
+                _check_logits(logits, labels, k)
+                bank[cond.key].update(logits.argmax(1), labels)
+    finally:
+        if bar is not None:
+            bar.stop()
+        model.train(was_training)
+    scores = {key: m.compute().to_dict() for key, m in bank.items()}
+    summary = summarize_conditions(card.kind, {key: v["miou"] for key, v in scores.items()}, conds, names)
+    return EvalResult(protocol=card.name, fill=card.fill, convention=convention, modalities=names, subsets=scores,
+                      summary=summary, wall_time_s=time.perf_counter() - start, num_samples=len(dataset),
+                      extra={"protocol_card": card.to_dict(), "protocol_digest": card.digest()})
+
+
+def _progress(enabled: bool, title: str, total: int) -> Any:
+    if not enabled:
+        return None
+    from rsbench.progress import make_progress
+
+    bar = make_progress()
+    bar.start()
+    bar.task = bar.add_task(title, total=total)
+    return bar
+
+
+def _iterate(loader: DataLoader, bar: Any) -> Iterator[tuple[dict, list[int]]]:
+    for sample, ids in loader:
+        yield sample, ids
+        if bar is not None:
+            bar.advance(bar.task, len(ids))
