@@ -144,3 +144,31 @@ def test_cli_runs_every_protocol_into_one_folder(tmp_path: Path, tiny_model_and_
     assert records["rmm-25"]["protocol_card"]["rate"] == 0.25 and len(records["rmm-25"]["subsets"]) == 15
     bad = CliRunner().invoke(app, [*args[:-4], "--protocol", "rmm-60", "--out", str(tmp_path / "x.json")])
     assert bad.exit_code != 0 and "unknown protocol" in bad.output and not (tmp_path / "x.json").exists()
+
+
+def test_folded_logits_equal_the_ordinary_forward_on_a_trained_checkpoint(tmp_path: Path) -> None:
+    """After training the BatchNorm statistics and biases are not at their init: the fold must still be exact."""
+    from rsbench.cards import load_card
+    from rsbench.data.transforms import collate
+    from rsbench.protocols.engine import _Batch, _folded_logits, _naive_logits
+    from rsbench.protocols.folded import FoldedHead
+    from rsbench.train import model_from_checkpoint, train
+    from tests.conftest import write_card
+
+    card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 6})
+    model, _ = model_from_checkpoint(train(card, "deliver-synth", tmp_path / "run", progress=False).checkpoint)
+    bn = model.head.linear_fuse.bn
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
+    sample = collate([ds[i] for i in range(3)])
+    names = list(ds.modalities)
+    folded = FoldedHead(model)
+    worst = 0.0
+    with torch.no_grad():
+        for protocol in ("emm", "emm-drop", "rmm-50", "noise-low"):
+            card_p = load_protocol(protocol)
+            batch = _Batch(model, sample["modalities"], [0, 1, 2], names, card_p, None)
+            for cond in conditions(card_p, names):
+                diff = (_folded_logits(batch, folded, cond, card_p.fill) - _naive_logits(batch, cond, card_p.fill))
+                worst = max(worst, diff.abs().max().item())
+    assert worst <= 1e-4

@@ -27,6 +27,7 @@ from rsbench.metrics import SegmentationMetric
 from rsbench.models import MultiModalSegmentor
 from rsbench.protocols.card import ProtocolCard, load_protocol
 from rsbench.protocols.conditions import Condition, conditions
+from rsbench.protocols.folded import FoldedHead, can_fold
 from rsbench.protocols.perturb import apply_change
 from rsbench.protocols.summary import summarize_conditions
 
@@ -85,6 +86,7 @@ class _Batch:
         self._inputs: dict[tuple[str, str], Tensor] = {}
         self._feats: dict[tuple[str, str], list[Tensor]] = {}
         self._clean: list[Tensor] | None = None
+        self._terms: dict[tuple[str, str | None], Tensor] = {}
 
     def input(self, name: str, kind: str | None) -> Tensor:
         if kind is None:
@@ -104,6 +106,32 @@ class _Batch:
         if (kind, name) not in self._feats:
             self._feats[kind, name] = list(self.model.encoder(self.input(name, kind)))
         return self._feats[kind, name]
+
+
+    def term(self, folded: FoldedHead, name: str, kind: str | None) -> Tensor:
+        """The folded pre-activation term of one modality's (possibly changed) input, made once."""
+        if (name, kind) not in self._terms:
+            self._terms[name, kind] = folded.term(self.features(name, kind))
+        return self._terms[name, kind]
+
+
+def _folded_logits(batch: _Batch, folded: FoldedHead, cond: Condition, fill: str) -> Tensor:
+    ref = batch.mods[batch.names[0]]
+    kinds = _changes(cond)
+    slots = batch.model.modalities
+    present = [n for n in slots if n in cond.present]
+    pre = None
+    for n in present:
+        t = batch.term(folded, n, kinds.get(n))
+        pre = t if pre is None else pre + t
+    if fill == "zero":
+        absent = len(slots) - len(present)
+        if absent:
+            pre = pre + absent * folded.zero_term(batch.model, ref)
+        pre = pre / len(slots)
+    else:
+        pre = pre / len(present)
+    return folded.logits(pre, ref.shape[-2:])
 
 
 def _changes(cond: Condition) -> dict[str, str]:
@@ -141,6 +169,11 @@ def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
     if isinstance(model, MultiModalSegmentor):
         return model(inputs, present, missing=fill)
     return model(inputs, present)
+
+
+def _argmax(logits: Tensor) -> Tensor:
+    """Class map; the reduction over classes is ~3x faster on the CPU with channels innermost."""
+    return logits.contiguous(memory_format=torch.channels_last).argmax(1)
 
 
 def _check_logits(logits: Tensor, labels: Tensor, num_classes: int) -> None:
@@ -181,6 +214,9 @@ def run_protocol(
     cached = cache and isinstance(model, MultiModalSegmentor)
     was_training = model.training
     model.eval()
+    # one condition without input changes (``full``) is the model's ordinary forward
+    cached = cached and not (len(conds) == 1 and not conds[0].changes)
+    folded = FoldedHead(model) if cached and can_fold(model) else None
     start = time.perf_counter()
     zero_feats = None
     bar = _progress(progress, f"{card.name} ({len(conds)} conditions)", len(dataset))
@@ -188,13 +224,18 @@ def run_protocol(
         for sample, ids in _iterate(loader, bar):
             mods = {n: sample["modalities"][n].to(device) for n in names}
             labels = sample["label"].to(device)
-            if cached and card.fill == "zero" and zero_feats is None:
+            if cached and folded is None and card.fill == "zero" and zero_feats is None:
                 zero_feats = list(model.encoder(torch.zeros_like(mods[names[0]][:1])))
             batch = _Batch(model, mods, ids, names, card, zero_feats)
             for cond in conds:
-                logits = _cached_logits(batch, cond, card.fill) if cached else _naive_logits(batch, cond, card.fill)
+                if folded is not None:
+                    logits = _folded_logits(batch, folded, cond, card.fill)
+                elif cached:
+                    logits = _cached_logits(batch, cond, card.fill)
+                else:
+                    logits = _naive_logits(batch, cond, card.fill)
                 _check_logits(logits, labels, k)
-                bank[cond.key].update(logits.argmax(1), labels)
+                bank[cond.key].update(_argmax(logits), labels)
     finally:
         if bar is not None:
             bar.stop()

@@ -1,0 +1,79 @@
+"""Folded subset evaluation: each modality's features become one pre-activation map, a subset is a sum.
+
+Fusion is a (weighted) mean over modality slots, the SegFormer head is linear up to its BatchNorm
+and ReLU, and bilinear upsampling is linear and commutes with channel mixing. So the head's
+pre-BatchNorm map of a fused input splits into per-modality terms::
+
+    pre = sum_slots w_slot * G(slot) + c,    G(f) = sum_i up(A_i f_i),   A_i = W_fuse[block i] W_i,
+    c = sum_i W_fuse[block i] b_i
+
+where ``W_i, b_i`` is stage i's projection (``linear_c{i+1}``) and ``W_fuse[block i]`` its block of
+the 1x1 fuse conv. ``G`` is computed once per batch and modality (once per model for the
+zero-filled input), at each stage's own resolution and then upsampled to 1/4; a condition then
+costs a weighted sum of M maps, the BatchNorm (eval statistics), the ReLU, the 1x1 classifier and
+the final upsampling, instead of the whole 4E -> E fuse conv. A test checks that the logits equal
+the ordinary forward for every condition of every protocol and both fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rsbench.models import MultiModalSegmentor
+from rsbench.models.head import SegFormerHead
+
+
+def can_fold(model: object) -> bool:
+    return isinstance(model, MultiModalSegmentor) and type(model.head) is SegFormerHead and not model.training
+
+
+class FoldedHead:
+    """The head of ``model`` split per modality slot (see the module doc)."""
+
+    def __init__(self, model: MultiModalSegmentor) -> None:
+        head = model.head
+        w_fuse = head.linear_fuse.conv.weight[:, :, 0, 0]  # [E, 4E], blocks in the order c4, c3, c2, c1
+        e = w_fuse.shape[0]
+        self.proj: list[Tensor] = []
+        const = torch.zeros(e, dtype=w_fuse.dtype, device=w_fuse.device)
+        for i in range(4):
+            lin = getattr(head, f"linear_c{i + 1}").proj
+            block = w_fuse[:, (3 - i) * e:(4 - i) * e]
+            self.proj.append(block @ lin.weight)  # [E, C_i]
+            const = const + block @ lin.bias
+        bn = head.linear_fuse.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        self.scale = scale[None, :, None, None]
+        self.shift = ((const - bn.running_mean) * scale + bn.bias)[None, :, None, None]
+        self.pred = head.linear_pred
+        self._zero: dict[tuple, Tensor] = {}
+
+    def term(self, feats: Sequence[Tensor]) -> Tensor:
+        """``G``: one slot's per-stage features ``[B, C_i, h_i, w_i]`` -> ``[B, E, h_1, w_1]``."""
+        size = feats[0].shape[-2:]
+        out = None
+        for a, f in zip(self.proj, feats, strict=True):
+            # channels-last: on the CPU, bilinear upsampling of 768 channels is ~80x faster in this layout
+            y = (f.permute(0, 2, 3, 1) @ a.T).permute(0, 3, 1, 2)
+            if y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            out = y if out is None else out + y
+        return out
+
+    def zero_term(self, model: MultiModalSegmentor, like: Tensor) -> Tensor:
+        """``G`` of a zero-filled input of ``like``'s size, computed once per size."""
+        key = (tuple(like.shape[1:]), like.device, like.dtype)
+        if key not in self._zero:
+            self._zero[key] = self.term(list(model.encoder(torch.zeros_like(like[:1]))))
+        return self._zero[key]
+
+    def logits(self, pre: Tensor, out_size: Sequence[int]) -> Tensor:
+        """BatchNorm (folded with the bias), ReLU, classifier and upsampling of a summed pre-activation map."""
+        x = self.pred(torch.relu(pre * self.scale + self.shift).contiguous(memory_format=torch.channels_last))
+        if tuple(x.shape[-2:]) != tuple(out_size):
+            x = F.interpolate(x, size=tuple(out_size), mode="bilinear", align_corners=False)
+        return x
