@@ -13,10 +13,7 @@ uninterrupted run (on CPU).
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,16 +26,24 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
 from rsbench import __version__
-from rsbench.cards import MethodCard, card_from_dict
-from rsbench.data import SegmentationDataset, create_dataset
+from rsbench.cards import MethodCard
+from rsbench.data import create_dataset
 from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
 from rsbench.losses import create_loss, draw_pair_table
 from rsbench.modality_dropout import ModalityDropout
-from rsbench.models import MultiModalSegmentor, create_model
+from rsbench.runs import (  # noqa: F401 - re-exported: the loop's callers and tests use these names
+    CHECKPOINT_NAME,
+    atomic_save,
+    build_model,
+    data_fingerprint,
+    finished_run,
+    load_checkpoint,
+    model_from_checkpoint,
+    pick_device,
+)
 from rsbench.train_log import TrainLog
 
-CHECKPOINT_NAME = "last.pt"
 LOG_INTERVAL = 50  # iterations averaged per line of log.jsonl (fewer when validation is more frequent)
 GRAD_SHARE_EVERY = 5  # with log_grad_share: measure the gradient shares on every 5th step (10 per log line)
 
@@ -48,31 +53,6 @@ class TrainingError(RsbenchError):
 
 
 # ---------------------------------------------------------------- helpers
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
-def data_fingerprint(ds: SegmentationDataset) -> str:
-    """Hash of what a model was trained on: dataset name, modalities and sample ids."""
-    h = hashlib.sha256(f"{ds.name}|{','.join(ds.modalities)}|".encode())
-    for ref in ds.samples:
-        h.update(ref.id.encode() + b"\n")
-    return h.hexdigest()[:16]
-
-
-def finished_run(path: Path, card: MethodCard, dataset: str, fingerprint: str) -> bool:
-    """A complete checkpoint trained with exactly this card on exactly this data: safe to reuse."""
-    if not path.is_file():
-        return False
-    ckpt = load_checkpoint(path)
-    return (bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
-            and ckpt["data_fingerprint"] == fingerprint)
-
-
 def lr_factor(it: int, card: MethodCard) -> float:
     """Linear warm-up from ``warmup_ratio`` to 1, then poly decay to 0 (per iteration, published)."""
     if it < card.warmup_iters:
@@ -115,59 +95,6 @@ class EpochBatches(Sampler[list[int]]):
                     return
                 yield perm[b * self.batch_size : (b + 1) * self.batch_size].tolist()
                 it += 1
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a broken checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read an rsbench checkpoint safely (``weights_only=True``: no code from the file runs)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ConfigError(f"{path}: not a readable rsbench checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "card" not in ckpt:
-        raise ConfigError(f"{path}: not an rsbench checkpoint (no model/card entries)")
-    return ckpt
-
-
-def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int) -> MultiModalSegmentor:
-    return create_model(
-        card.model,
-        modalities=modalities,
-        num_classes=num_classes,
-        embed_dim=card.embed_dim,
-        missing=card.missing,
-        drop_path_rate=card.drop_path,
-        pretrained=card.pretrained,
-    )
-
-
-def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> tuple[MultiModalSegmentor, MethodCard]:
-    """Rebuild the trained model of a checkpoint (eval mode) and its resolved card."""
-    if not isinstance(ckpt, dict):
-        ckpt = load_checkpoint(ckpt)
-    card = card_from_dict({**ckpt["card"], "pretrained": None})
-    model = build_model(card, tuple(ckpt["modalities"]), int(ckpt["num_classes"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"checkpoint does not fit model {card.model}: {first}") from None
-    return model.eval(), card
 
 
 # ---------------------------------------------------------------- losses

@@ -52,9 +52,8 @@ def demo(
     from rsbench.cards import load_card
     from rsbench.data import create_dataset, split_name
     from rsbench.errors import ConfigError
-    from rsbench.evaluation import evaluate
-    from rsbench.results import record_checkpoint_evaluation
-    from rsbench.train import load_checkpoint, model_from_checkpoint, pick_device
+    from rsbench.protocols import resolve_protocols
+    from rsbench.protocols.checkpoint import evaluate_checkpoint
 
     start = time.perf_counter()
     _, synth = split_name(dataset)
@@ -73,36 +72,46 @@ def demo(
     student_ckpt = _train_or_reuse(student_card, dataset, out.expanduser() / dataset / "robustseg", device,
                                    teacher=teacher_ckpt)
 
-    console.print("[bold]4. evaluation[/bold]: every modality subset (EMM), missing inputs zero-filled and dropped")
-    dev = pick_device(device)
+    console.print("[bold]4. evaluation[/bold]: every protocol card (EMM zero-filled and dropped, RMM, noise)")
+    cards = resolve_protocols("all")
     results: dict[tuple[str, str], Any] = {}
     for role, path in (("teacher", teacher_ckpt), ("student", student_ckpt)):
-        ckpt = load_checkpoint(path)
-        model, card = model_from_checkpoint(ckpt)
-        for fill in ("zero", "drop"):
-            result = evaluate(model.to(dev), val, "all-subsets", fill=fill, device=dev, progress=True)
-            record_checkpoint_evaluation(result, path, ckpt, card, dataset, "val", str(dev))
-            results[role, fill] = result
+        for result, _ in evaluate_checkpoint(path, cards, device=device, progress=True):
+            results[role, result.protocol] = result
     console.print(_comparison_table(results, dataset))
-    t, s = results["teacher", "zero"].summary, results["student", "zero"].summary
-    td, sd = results["teacher", "drop"].summary, results["student", "drop"].summary
+    console.print(_protocol_table(results, [c.name for c in cards]))
+    t, s = results["teacher", "emm"].summary, results["student", "emm"].summary
+    td, sd = results["teacher", "emm-drop"].summary, results["student", "emm-drop"].summary
     console.print(
         f"With every sensor the teacher scores {t['full']:.1f} mIoU and the student {s['full']:.1f}. Averaged over "
-        f"the {len(results['teacher', 'zero'].subsets)} subsets, zero-filled: teacher {t['avg']:.1f}, student "
+        f"the {len(results['teacher', 'emm'].subsets)} subsets, zero-filled: teacher {t['avg']:.1f}, student "
         f"{s['avg']:.1f}; dropped: teacher {td['avg']:.1f}, student {sd['avg']:.1f}. Records are in "
         f"{out / dataset}/*/records/."
     )
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
 
 
+def _protocol_table(results: dict[tuple[str, str], Any], protocols: list[str]) -> Table:
+    """Summary per protocol card: full and average mIoU, worst condition, of teacher and student."""
+    table = Table(title="every protocol card: average and worst mIoU over its conditions")
+    table.add_column("protocol")
+    for role in ("teacher", "student"):
+        for key in ("avg", "worst"):
+            table.add_column(f"{role} {key}", justify="right")
+    for name in protocols:
+        summaries = [results[role, name].summary for role in ("teacher", "student")]
+        table.add_row(name, *(f"{s[key]:.2f}" for s in summaries for key in ("avg", "worst")))
+    return table
+
+
 def _comparison_table(results: dict[tuple[str, str], Any], dataset: str) -> Table:
     """Per-subset mIoU of teacher and student, for both ways of handling a missing sensor."""
-    columns = [("teacher", "zero"), ("student", "zero"), ("teacher", "drop"), ("student", "drop")]
-    table = Table(title=f"{dataset}/val: mIoU per modality subset")
+    columns = [("teacher", "emm"), ("student", "emm"), ("teacher", "emm-drop"), ("student", "emm-drop")]
+    table = Table(title=f"{dataset}/val: mIoU per modality subset (emm: zero-filled, emm-drop: removed)")
     table.add_column("modalities")
-    for role, fill in columns:
-        table.add_column(f"{role} ({fill})", justify="right")
-    for key in results["teacher", "zero"].subsets:
+    for role, protocol in columns:
+        table.add_column(f"{role} ({protocol})", justify="right")
+    for key in results["teacher", "emm"].subsets:
         table.add_row(key, *(f"{results[c].subsets[key]['miou']:.2f}" for c in columns))
     table.add_section()
     for key in ("full", "avg", "e0.2", "worst"):

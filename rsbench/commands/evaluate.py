@@ -54,18 +54,13 @@ def eval_cmd(
     from rsbench.evaluation import evaluate
     from rsbench.protocols import resolve_protocols
     from rsbench.protocols.engine import resolve_card
-    from rsbench.results import record_checkpoint_evaluation, record_weights_evaluation
-    from rsbench.train import load_checkpoint, model_from_checkpoint, pick_device
+    from rsbench.results import record_weights_evaluation
+    from rsbench.runs import pick_device
 
     if (checkpoint is None) == (weights is None):
         raise ConfigError("give exactly one of --checkpoint (an rsbench run) or --weights (a bare state_dict)")
     cards = [resolve_card(c, fill) for c in resolve_protocols(protocol)]
     dev = pick_device(device)
-
-    def record_path(card_name: str) -> Path | None:
-        if out is None or len(cards) == 1:
-            return out
-        return out / f"{card_name}.json"
 
     if weights is not None:
         if model_name is None or dataset is None:
@@ -81,23 +76,19 @@ def eval_cmd(
         for card in cards:
             result = evaluate(model.eval().to(dev), ds, card, batch_size=batch_size, device=dev,
                               convention=convention, progress=True)
-            path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev),
-                                             record_path(card.name))
+            target = out if out is None or len(cards) == 1 else out / f"{card.name}.json"
+            path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev), target)
             title = f"{weights.name} ({model_name}) on {dataset}/{split}: {card.name} (fill {card.fill}, {convention})"
             console.print(result_table(result, title))
             console.print(f"record: {path}")
         return
-    ckpt = load_checkpoint(checkpoint)
-    model, card = model_from_checkpoint(ckpt)
-    name = dataset or ckpt["dataset"]
-    transform = EvalResize(card.eval_size) if card.eval_size else None
-    ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
-                        modalities=tuple(ckpt["modalities"]))
-    for pcard in cards:
-        result = evaluate(model.to(dev), ds, pcard, batch_size=batch_size, device=dev, convention=convention,
-                          progress=True)
-        path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev),
-                                            record_path(pcard.name))
-        title = f"{card.name} on {name}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
+    from rsbench.protocols.checkpoint import evaluate_checkpoint
+
+    for (result, path), pcard in zip(
+        evaluate_checkpoint(checkpoint, cards, split=split, dataset=dataset, root=root, batch_size=batch_size,
+                            device=dev, convention=convention, progress=True, out=out),
+        cards, strict=True,
+    ):
+        title = f"{checkpoint} on {dataset or 'its dataset'}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
         console.print(result_table(result, title))
         console.print(f"record: {path}")

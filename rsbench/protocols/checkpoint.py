@@ -1,0 +1,61 @@
+"""Score an rsbench checkpoint under protocol cards: the one path of ``rsbench eval``, the demo and Python.
+
+The checkpoint names its dataset, modality set, evaluation size and generated-data settings; the
+data is built from them (``dataset``/``root`` point elsewhere, e.g. the real set for a model trained
+on it), the model is rebuilt once, and each protocol writes one record beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from rsbench.data import create_dataset
+from rsbench.data.transforms import EvalResize
+from rsbench.protocols.card import ProtocolCard
+from rsbench.protocols.engine import EvalResult, resolve_card, run_protocol
+from rsbench.results import record_checkpoint_evaluation
+from rsbench.runs import load_checkpoint, model_from_checkpoint, pick_device
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    protocols: Sequence[str | ProtocolCard] = ("full",),
+    *,
+    split: str = "val",
+    dataset: str | None = None,
+    root: str | Path | None = None,
+    fill: str | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    convention: str = "nanmean",
+    progress: bool = False,
+    write: bool = True,
+    out: str | Path | None = None,
+) -> list[tuple[EvalResult, Path | None]]:
+    """Evaluate ``checkpoint`` under each protocol; returns ``(result, record path or None)`` per protocol.
+
+    ``out``: the record path for one protocol, a folder (``<out>/<protocol>.json``) for several;
+    default ``<run>/records/<protocol>-<split>-<time>.json``.
+    """
+    cards = [resolve_card(p, fill) for p in protocols]
+    ckpt = load_checkpoint(checkpoint)
+    model, card = model_from_checkpoint(ckpt)
+    name = dataset or ckpt["dataset"]
+    transform = EvalResize(card.eval_size) if card.eval_size else None
+    ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
+                        modalities=tuple(ckpt["modalities"]))
+    dev = pick_device(str(device))
+    model = model.to(dev)
+    results = []
+    for pcard in cards:
+        result = run_protocol(model, ds, pcard, batch_size=batch_size, device=dev, convention=convention,
+                              progress=progress)
+        path = None
+        if write:
+            target = None if out is None else (Path(out) if len(cards) == 1 else Path(out) / f"{pcard.name}.json")
+            path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), target)
+        results.append((result, path))
+    return results
