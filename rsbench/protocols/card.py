@@ -62,10 +62,15 @@ class ProtocolCard:
 
 
 
+ORDER = ("full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "noise-mid", "noise-high")
+"""Display order of the shipped cards (others follow by name)."""
+
+
 def builtin_protocols() -> list[str]:
-    """Names of the protocol cards shipped with rsbench."""
+    """Names of the protocol cards shipped with rsbench, in display order."""
     folder = resources.files("rsbench") / "_cards" / "protocols"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    names = [p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")]
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
 def protocol_path(name_or_path: str) -> Path:
