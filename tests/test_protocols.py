@@ -18,7 +18,8 @@ from rsbench.protocols import builtin_protocols, conditions, importance, load_pr
 from rsbench.protocols.perturb import mix, noise, rmm
 from tests.conftest import TINY_SYNTH
 
-SHIPPED = ["full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "noise-mid", "noise-high"]
+SHIPPED = ["full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "noise-mid", "noise-high",
+           "corruptions"]
 
 
 def test_shipped_cards_and_aliases() -> None:
@@ -99,9 +100,15 @@ def tiny_model_and_data():
     return model, ds
 
 
-@pytest.mark.parametrize("protocol", ["rmm-50", "noise-mid"])
-def test_random_protocols_do_not_depend_on_batch_size_or_workers(tiny_model_and_data, protocol: str) -> None:
+@pytest.mark.parametrize("protocol", ["rmm-50", "noise-mid", "corruptions"])
+def test_random_protocols_do_not_depend_on_batch_size_or_workers(tiny_model_and_data, protocol: str,
+                                                                 tmp_path: Path) -> None:
     model, ds = tiny_model_and_data
+    if protocol == "corruptions":  # a few random ones of each sensor, to keep the test short
+        path = tmp_path / "some-corruptions.yaml"
+        path.write_text("kind: corruptions\nseverities: [3]\n"
+                        "corruptions: [gaussian_noise, glass_blur, depth_holes, event_dropout, lidar_sparsify]\n")
+        protocol = str(path)
     ref = evaluate(model, ds, protocol, batch_size=1)
     assert evaluate(model, ds, protocol, batch_size=4).subsets == ref.subsets
     assert evaluate(model, ds, protocol, batch_size=4, num_workers=2).subsets == ref.subsets

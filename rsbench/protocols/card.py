@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from rsbench.errors import ConfigError
 
 ALIASES = {"all-subsets": "emm"}
 """Other names of shipped cards."""
-KINDS = ("full", "subsets", "rmm", "noise")
+KINDS = ("full", "subsets", "rmm", "noise", "corruptions")
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,10 @@ class ProtocolCard:
 
     name: str
     description: str = ""
-    kind: Literal["full", "subsets", "rmm", "noise"] = "full"
+    kind: Literal["full", "subsets", "rmm", "noise", "corruptions"] = "full"
     """``full``: all inputs; ``subsets``: every non-empty modality subset (EMM); ``rmm``: every subset,
-    the others randomly masked; ``noise``: every modality noisy (NM)."""
+    the others randomly masked; ``noise``: every modality noisy (NM); ``corruptions``: one modality at
+    a time through each of its sensor's faults at each severity."""
     fill: Literal["zero", "drop"] = "zero"
     """Absent modalities: zero-filled inputs (the published EMM) or removed from the fusion."""
     rate: float | None = None
@@ -41,6 +42,10 @@ class ProtocolCard:
     """``noise``: salt-and-pepper density (half set to the sample's max, half to its min)."""
     std: float | None = None
     """``noise``: std of the additive Gaussian noise (normalised space; not on events)."""
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    """``corruptions``: the severities to run (1..5)."""
+    corruptions: list[str] = field(default_factory=list)
+    """``corruptions``: names to run (empty: every corruption that applies to each modality)."""
     seed: int = 0
     """Every random draw is a function of (seed, sample index, modality), nothing else."""
 
@@ -58,11 +63,21 @@ class ProtocolCard:
                 raise ConfigError(f"protocol {self.name}: noise needs 'density' in [0, 1], got {self.density}")
             if self.std is None or self.std < 0:
                 raise ConfigError(f"protocol {self.name}: noise needs 'std' >= 0, got {self.std}")
+        if self.kind == "corruptions":
+            from rsbench.corruptions import MAX_SEVERITY, all_corruptions
+
+            bad = [s for s in self.severities if not 1 <= s <= MAX_SEVERITY]
+            if bad or not self.severities:
+                raise ConfigError(f"protocol {self.name}: severities must be 1..{MAX_SEVERITY}, got {self.severities}")
+            unknown = sorted(set(self.corruptions) - set(all_corruptions()))
+            if unknown:
+                raise ConfigError(f"protocol {self.name}: unknown corruptions {unknown}")
 
 
 
 
-ORDER = ("full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "noise-mid", "noise-high")
+ORDER = ("full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "noise-mid", "noise-high",
+         "corruptions")
 """Display order of the shipped cards (others follow by name)."""
 
 

@@ -19,7 +19,7 @@ EVENT_MODALITIES = ("event",)
 
 @dataclass(frozen=True)
 class Change:
-    """An input change of one modality: ``rmm`` (random element masking) or ``noise`` (NM)."""
+    """An input change of one modality: ``rmm``, ``noise`` or a corruption ``name@severity``."""
 
     kind: str
     modality: str
@@ -61,4 +61,16 @@ def conditions(card: ProtocolCard, modalities: Sequence[str]) -> list[Condition]
     if card.kind == "noise":
         return [Condition("full", names, intact=names),
                 Condition("noisy", names, tuple(Change("noise", m) for m in names), intact=())]
+    if card.kind == "corruptions":
+        from rsbench.corruptions import corruptions_for
+
+        out = [Condition("full", names, intact=names)]
+        for m in names:
+            for c in corruptions_for(m):
+                if card.corruptions and c not in card.corruptions:
+                    continue
+                for s in card.severities:
+                    out.append(Condition(f"{m}:{c}@{s}", names, (Change(f"{c}@{s}", m),),
+                                         intact=tuple(n for n in names if n != m)))
+        return out
     raise ValueError(f"unknown protocol kind {card.kind!r}")

@@ -61,4 +61,10 @@ def apply_change(kind: str, x: Tensor, ids: Sequence[int], modality: int, name: 
         return rmm(x, ids, modality, card)
     if kind == "noise":
         return noise(x, ids, modality, name, card)
+    if "@" in kind:
+        from rsbench.corruptions import all_corruptions, corrupt
+
+        corruption, severity = kind.rsplit("@", 1)
+        stream = 2 + all_corruptions().index(corruption)
+        return corrupt(x, ids, name, corruption, int(severity), lambda i: mix(card.seed, i, modality, stream))
     raise ValueError(f"unknown input change {kind!r}")

@@ -61,4 +61,10 @@ def summarize_conditions(kind: str, mious: dict[str, float], conds: Sequence[Con
     clean = mious["full"]
     changed = [mious[c.key] for c in conds if c.changes]
     avg = sum(changed) / len(changed)
-    return {"full": clean, "avg": avg, "worst": min(changed), "relative": avg / clean if clean else float("nan")}
+    out = {"full": clean, "avg": avg, "worst": min(changed), "relative": avg / clean if clean else float("nan")}
+    if kind == "corruptions":  # importance: the mean drop when that modality is corrupted
+        for m in modalities:
+            mine = [mious[c.key] for c in conds if c.changes and c.changes[0].modality == m]
+            if mine:
+                out[f"importance/{m}"] = clean - sum(mine) / len(mine)
+    return out
