@@ -181,7 +181,7 @@ def _validate(values: dict[str, Any], where: str) -> dict[str, Any]:
 
 def builtin_cards() -> list[str]:
     """Names of the method cards shipped with rsbench."""
-    folder = resources.files("rsbench") / "_cards" / "methods"
+    folder = resources.files("rsbench.cards_methods")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -192,7 +192,7 @@ def card_path(name_or_path: str) -> Path:
         if not path.is_file():
             raise ConfigError(f"card file not found: {path}")
         return path
-    path = Path(str(resources.files("rsbench") / "_cards" / "methods" / f"{name_or_path}.yaml"))
+    path = Path(str(resources.files("rsbench.cards_methods") / f"{name_or_path}.yaml"))
     if not path.is_file():
         import difflib
 

@@ -83,7 +83,7 @@ ORDER = ("full", "emm", "emm-drop", "rmm-25", "rmm-50", "rmm-75", "noise-low", "
 
 def builtin_protocols() -> list[str]:
     """Names of the protocol cards shipped with rsbench, in display order."""
-    folder = resources.files("rsbench") / "_cards" / "protocols"
+    folder = resources.files("rsbench.cards_protocols")
     names = [p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")]
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
@@ -95,7 +95,7 @@ def protocol_path(name_or_path: str) -> Path:
             raise ConfigError(f"protocol card file not found: {path}")
         return path
     name = ALIASES.get(name_or_path, name_or_path)
-    path = Path(str(resources.files("rsbench") / "_cards" / "protocols" / f"{name}.yaml"))
+    path = Path(str(resources.files("rsbench.cards_protocols") / f"{name}.yaml"))
     if not path.is_file():
         import difflib
 

@@ -1,0 +1,1 @@
+"""The method cards shipped with rsbench (YAML data; installed as the package ``rsbench.cards_methods``)."""
