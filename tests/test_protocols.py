@@ -191,3 +191,24 @@ def test_every_package_is_listed_for_the_wheel() -> None:
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "rsbench").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
     assert not any(p.is_symlink() for p in (root / "rsbench").rglob("*"))
+
+
+def test_eval_plot_and_plot_command_write_figures(tmp_path: Path) -> None:
+    from rsbench.cards import load_card
+    from rsbench.train import train
+    from tests.conftest import write_card
+
+    card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 2})
+    ckpt = train(card, "deliver-synth", tmp_path / "run", progress=False).checkpoint
+    user = tmp_path / "some-corruptions.yaml"
+    user.write_text("kind: corruptions\nseverities: [1, 3]\ncorruptions: [depth_holes, event_dropout, fog]\n")
+    res = CliRunner().invoke(app, ["eval", "--checkpoint", str(ckpt), "--protocol", f"emm,{user}",
+                                   "--out", str(tmp_path / "rec"), "--plot", str(tmp_path / "fig")])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.name for p in (tmp_path / "fig").glob("*.png"))
+    assert pngs == ["emm-predictions.png", "emm.png", "some-corruptions-predictions.png", "some-corruptions.png"]
+    assert all((tmp_path / "fig" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    again = CliRunner().invoke(app, ["plot", str(tmp_path / "rec" / "emm.json"), "--out", str(tmp_path / "p2")])
+    assert again.exit_code == 0 and (tmp_path / "p2" / "emm.png").stat().st_size > 1000
+    bad = CliRunner().invoke(app, ["plot", str(tmp_path / "nothing.json"), "--out", str(tmp_path / "p3")])
+    assert bad.exit_code != 0 and not (tmp_path / "p3").exists()

@@ -46,6 +46,8 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device"),
     out: Path | None = typer.Option(
         None, "--out", help="Record path (default: next to the checkpoint); with several protocols, a folder."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Also write figures here: each record's, and predictions of 3 val samples."),
 ) -> None:
     """Evaluate a checkpoint; print per-subset mIoU, mIoU-Avg and mIoU-E(p); write a record."""
     from rsbench.data import create_dataset
@@ -92,3 +94,28 @@ def eval_cmd(
         title = f"{checkpoint} on {dataset or 'its dataset'}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
         console.print(result_table(result, title))
         console.print(f"record: {path}")
+        if plot is not None:
+            _plots(plot, checkpoint, pcard, path, split, dataset, root)
+
+
+def _plots(folder: Path, checkpoint: Path, pcard, record_path: Path, split: str, dataset: str | None,
+           root: Path | None) -> None:
+    """The record's figure and a prediction grid (3 samples, a few of the protocol's conditions)."""
+    from rsbench.data import create_dataset
+    from rsbench.data.transforms import EvalResize
+    from rsbench.plots import plot_predictions, plot_record, prediction_conditions
+    from rsbench.protocols import conditions
+    from rsbench.protocols.engine import predict_conditions
+    from rsbench.results import read_record
+    from rsbench.runs import load_checkpoint, model_from_checkpoint
+
+    console.print(f"figure: {plot_record(read_record(record_path), folder / f'{pcard.name}.png')}")
+    ckpt = load_checkpoint(checkpoint)
+    model, card = model_from_checkpoint(ckpt)
+    ds = create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=card.synth or None,
+                        transform=EvalResize(card.eval_size) if card.eval_size else None,
+                        modalities=tuple(ckpt["modalities"]))
+    keys = prediction_conditions([c.key for c in conditions(pcard, model.modalities)])
+    samples, preds = predict_conditions(model, ds, pcard, list(range(min(3, len(ds)))), keys)
+    grid = plot_predictions(samples, preds, ds.info.num_classes, folder / f"{pcard.name}-predictions.png")
+    console.print(f"figure: {grid}")

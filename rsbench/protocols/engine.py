@@ -247,6 +247,32 @@ def run_protocol(
                       extra={"protocol_card": card.to_dict(), "protocol_digest": card.digest()})
 
 
+@torch.no_grad()
+def predict_conditions(model: nn.Module, dataset: SegmentationDataset, protocol: str | ProtocolCard,
+                       indices: Sequence[int], keys: Sequence[str] | None = None,
+                       device: str | torch.device = "cpu") -> tuple[list[dict], dict[str, list[Tensor]]]:
+    """The samples ``indices`` and the class maps under the protocol's conditions ``keys`` (default: all)."""
+    card = resolve_card(protocol, None)
+    names = list(getattr(model, "modalities", dataset.modalities))
+    conds = [c for c in conditions(card, names) if keys is None or c.key in keys]
+    samples = [dataset[i] for i in indices]
+    batch_in = collate(samples)
+    mods = {n: batch_in["modalities"][n].to(device) for n in names}
+    was_training = model.training
+    model.eval()
+    try:
+        cached = isinstance(model, MultiModalSegmentor)
+        zero = list(model.encoder(torch.zeros_like(mods[names[0]][:1]))) if cached and card.fill == "zero" else None
+        batch = _Batch(model, mods, list(indices), names, card, zero)
+        preds = {}
+        for cond in conds:
+            logits = _cached_logits(batch, cond, card.fill) if cached else _naive_logits(batch, cond, card.fill)
+            preds[cond.key] = list(_argmax(logits).cpu())
+    finally:
+        model.train(was_training)
+    return samples, preds
+
+
 def _progress(enabled: bool, title: str, total: int) -> Any:
     if not enabled:
         return None
