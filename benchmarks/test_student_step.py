@@ -54,7 +54,7 @@ def make_step(name: str, profile: str, dev: torch.device, batch: dict) -> Callab
     def step() -> float:
         with torch.autocast(dev.type, enabled=use_amp):
             logits, feats = student.forward_features(mods, present)
-            out = StepOutputs(logits, feats, labels, encoded=present.any(0))
+            out = StepOutputs(logits, feats, labels, slot_present=present.any(0))
             if needs_teacher:
                 with torch.no_grad():
                     out.teacher_logits, out.teacher_features = teacher.forward_features(mods)

@@ -41,8 +41,9 @@ class MethodCard:
     drop_path: float = 0.1
     pretrained: str | None = None
     """Local path of an ImageNet MiT / SegFormer checkpoint (nothing is downloaded)."""
-    missing: Literal["drop", "zero"] = "drop"
-    """How absent modalities are handled in training: removed from the fusion, or zero-filled."""
+    fill: Literal["drop", "zero"] = "drop"
+    """How absent modalities are handled in training: removed from the fusion, or zero-filled (the same
+    word and values as protocol cards and records)."""
     # losses and their weights
     losses: dict[str, float] = field(default_factory=lambda: {"ohem_ce": 1.0})
     modality_dropout: bool = False
@@ -146,12 +147,18 @@ def _describe(hint: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
 
 
+RENAMED = {"missing": "fill"}
+"""Card keys renamed since checkpoints were first written: old saved cards are read, user cards are told."""
+
+
 def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str, Any]:
     """Check ``values`` against a card dataclass: unknown keys (with a close match) and wrong types are errors."""
     fields = {f.name for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
     out = {}
     for key, value in values.items():
+        if key in RENAMED and RENAMED[key] in fields:
+            raise ConfigError(f"{where}: card key {key!r} is now called {RENAMED[key]!r}")
         if key not in fields:
             import difflib
 
@@ -220,5 +227,6 @@ def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, An
 
 
 def card_from_dict(values: dict[str, Any]) -> MethodCard:
-    """Rebuild a resolved card saved in a checkpoint or record."""
+    """Rebuild a resolved card saved in a checkpoint or record (older key names are renamed)."""
+    values = {RENAMED.get(k, k): v for k, v in values.items()}
     return MethodCard(**_validate(values, "saved card"))

@@ -80,7 +80,7 @@ def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int)
         modalities=modalities,
         num_classes=num_classes,
         embed_dim=card.embed_dim,
-        missing=card.missing,
+        fill=card.fill,
         drop_path_rate=card.drop_path,
         pretrained=card.pretrained,
     )

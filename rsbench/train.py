@@ -107,7 +107,7 @@ class StepOutputs:
     labels: Tensor
     teacher_logits: Tensor | None = None
     teacher_features: list[Tensor] | None = None
-    encoded: Tensor | None = None
+    slot_present: Tensor | None = None
     """bool ``[M]``: student slots holding features (``drop`` fusion leaves dropped ones zero); None = all."""
 
 
@@ -150,7 +150,7 @@ def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Genera
     HPDM and RRM draw their pair tables (``rsbench.losses._pairing``) once per step and scheme, so
     two losses with the same scheme share one draw (the paper's shared permutation). With ``drop``
     fusion the slots of dropped modalities hold constant zeros (not encoded): pairs landing on one
-    would add a constant and no gradient, so they are skipped (``student_valid``); with ``zero``
+    would add a constant and no gradient, so they are skipped (``slot_present``); with ``zero``
     fusion every slot is encoded and every pair counts. Both run in float32 with autocast off.
     """
     terms: dict[str, Tensor] = {}
@@ -169,10 +169,10 @@ def loss_terms(losses: dict[str, nn.Module], out: StepOutputs, gen: torch.Genera
             with torch.autocast(out.logits.device.type, enabled=False):
                 if name == "hpdm":
                     terms[name] = fn(student, teacher, out.labels, pairing=tables[fn.pairing],
-                                     student_valid=out.encoded)
+                                     slot_present=out.slot_present)
                 else:
                     terms[name] = fn(student, teacher, generator=noise_generator(gen, student[0].device),
-                                     pairing=tables[fn.pairing], student_valid=out.encoded)
+                                     pairing=tables[fn.pairing], slot_present=out.slot_present)
         else:
             raise ConfigError(f"loss {name!r} has no training wiring")
     return terms
@@ -332,8 +332,8 @@ def train(
             present = dropout(b).to(dev) if card.modality_dropout else None
             with torch.autocast(dev.type, enabled=use_amp):
                 logits, feats = model.forward_features(mods, present)
-                encoded = present.any(0) if present is not None and card.missing == "drop" else None
-                out = StepOutputs(logits, feats, labels, encoded=encoded)
+                slot_present = present.any(0) if present is not None and card.fill == "drop" else None
+                out = StepOutputs(logits, feats, labels, slot_present=slot_present)
                 if teacher_model is not None and TEACHER_LOSSES & set(losses):
                     with torch.no_grad():
                         out.teacher_logits, out.teacher_features = teacher_model.forward_features(mods)

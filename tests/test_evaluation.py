@@ -96,7 +96,7 @@ def test_cached_conditions_equal_the_naive_path(protocol: str) -> None:
     ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
     torch.manual_seed(1)
     model = create_model("segformer_mit_test", modalities=ds.modalities, num_classes=ds.info.num_classes,
-                         embed_dim=16, missing="drop").eval()
+                         embed_dim=16, fill="drop").eval()
     sample = collate([ds[i] for i in range(3)])
     names = list(ds.modalities)
     card = load_protocol(protocol)

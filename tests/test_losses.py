@@ -402,7 +402,7 @@ def test_rrm_skips_pairs_on_slots_without_features():
     sf, tf, _ = _rrm_inputs(14)
     valid = torch.tensor([False, True])
     g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
-    masked = rrm_loss(sf, tf, "same", 3, generator=g1, student_valid=valid)
+    masked = rrm_loss(sf, tf, "same", 3, generator=g1, slot_present=valid)
     only = rrm_loss([x[:, 1:] for x in sf], [x[:, 1:] for x in tf], "same", 3, generator=g2)
     assert masked.item() == pytest.approx(only.item(), rel=1e-6)
 

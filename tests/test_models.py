@@ -54,13 +54,13 @@ def test_unknown_model_and_option_raise_config_error():
         create_model("segformer_mit_bo")
     with pytest.raises(ConfigError, match="colour"):
         create_model("segformer_mit_test", colour="red")
-    with pytest.raises(ConfigError, match="missing"):
-        create_model("segformer_mit_test", missing="mean")
+    with pytest.raises(ConfigError, match="fill"):
+        create_model("segformer_mit_test", fill="mean")
 
 
 def test_create_model_drops_none_kwargs():
-    m = create_model("segformer_mit_test", modalities=("rgb",), num_classes=3, embed_dim=None, missing=None)
-    assert m.head.linear_pred.out_channels == 3 and m.missing == "drop"
+    m = create_model("segformer_mit_test", modalities=("rgb",), num_classes=3, embed_dim=None, fill=None)
+    assert m.head.linear_pred.out_channels == 3 and m.fill == "drop"
     assert m.head.linear_c1.proj.out_features == 32
 
 
@@ -139,8 +139,8 @@ def test_encode_once_equals_forward_for_every_subset(missing):
                 if missing == "zero":
                     keep = present[:, :, None, None, None]
                     f = [torch.where(keep, a, z) for a, z in zip(feats, zero_feats, strict=True)]
-                cached = model.fuse_decode(f, present, out_size=(32, 32), missing=missing)
-                naive = model({n: x[n] for n in subset} if missing == "drop" else x, present=present, missing=missing)
+                cached = model.fuse_decode(f, present, out_size=(32, 32), fill=missing)
+                naive = model({n: x[n] for n in subset} if missing == "drop" else x, present=present, fill=missing)
                 torch.testing.assert_close(cached, naive, atol=1e-5, rtol=1e-5)
 
 
@@ -150,24 +150,24 @@ def test_per_sample_present_masks():
     x = _inputs(MODS4, b=3, h=32, w=32)
     present = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
     with torch.no_grad():
-        drop = model(x, present, missing="drop")
-        zero = model(x, present, missing="zero")
+        drop = model(x, present, fill="drop")
+        zero = model(x, present, fill="zero")
         for b in range(3):
             names = [n for n, p in zip(MODS4, present[b], strict=True) if p]
-            alone = model({n: x[n][b : b + 1] for n in names}, present=names, missing="drop")
+            alone = model({n: x[n][b : b + 1] for n in names}, present=names, fill="drop")
             torch.testing.assert_close(drop[b : b + 1], alone, atol=1e-5, rtol=1e-5)
             filled = {n: x[n][b : b + 1] * float(p) for n, p in zip(MODS4, present[b], strict=True)}
-            torch.testing.assert_close(zero[b : b + 1], model(filled, missing="zero"), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(zero[b : b + 1], model(filled, fill="zero"), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(drop, zero)
 
 
 def test_missing_default_is_overridable():
     x = _inputs(MODS4, h=32, w=32)
-    zero_model = _tiny(missing="zero")
+    zero_model = _tiny(fill="zero")
     drop_model = _tiny()
     with torch.no_grad():
-        torch.testing.assert_close(zero_model(x, ("rgb",)), drop_model(x, ("rgb",), missing="zero"))
-        torch.testing.assert_close(zero_model(x, ("rgb",), missing="drop"), drop_model(x, ("rgb",)))
+        torch.testing.assert_close(zero_model(x, ("rgb",)), drop_model(x, ("rgb",), fill="zero"))
+        torch.testing.assert_close(zero_model(x, ("rgb",), fill="drop"), drop_model(x, ("rgb",)))
 
 
 def test_weights_shared_across_modalities():
@@ -190,7 +190,7 @@ def test_no_modality_present_raises():
     present = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
     for missing in ("drop", "zero"):
         with pytest.raises(ValueError, match="no modality"):
-            model(x, present, missing=missing)
+            model(x, present, fill=missing)
     with pytest.raises(ValueError, match="no modality"):
         model(x, present=())
     with pytest.raises(ValueError, match="unknown modalities"):

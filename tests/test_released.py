@@ -84,7 +84,7 @@ def test_rrm_released_form_equals_released_code(name: str) -> None:
     case = _case("rrm", name)
     teacher, student, valid = _inputs(case)
     loss = rrm_loss(student, teacher, "same", case["n_samples"], "height", case["lambda"],
-                    noise=_released_noise(case), form="released", noise_std="pixel", student_valid=valid)
+                    noise=_released_noise(case), form="released", noise_std="pixel", slot_present=valid)
     assert loss.item() == pytest.approx(case["value"], rel=1e-5)
     loss.backward()
     _check_grads(case, student)
@@ -132,7 +132,7 @@ def test_hpdm_count_squared_equals_released_code(name: str) -> None:
                 for k in range(M):
                     table[i, j, k] = random.sample(range(M), M)[k]
         pairing, valid_arg = table, None
-    loss = hpdm_loss(student, teacher, lab, case["num_classes"], pairing, "count_squared", student_valid=valid_arg)
+    loss = hpdm_loss(student, teacher, lab, case["num_classes"], pairing, "count_squared", slot_present=valid_arg)
     assert loss.item() == pytest.approx(case["value"], rel=1e-5)
     if name == "main":
         loss.backward()

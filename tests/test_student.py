@@ -77,7 +77,7 @@ def test_teacher_is_frozen_and_feature_losses_give_finite_grads(tiny_teacher: Pa
     teacher.requires_grad_(False)
     student, _ = model_from_checkpoint(tiny_teacher)
     student = student.train().requires_grad_(True)
-    student.missing = missing
+    student.fill = missing
     k = int(load_checkpoint(tiny_teacher)["num_classes"])
     losses = {name: create_loss(name, num_classes=k) if name == "hpdm" else create_loss(name)
               for name in ("ohem_ce", "kd", "hpdm", "rrm")}
@@ -180,7 +180,7 @@ def test_student_cards_ship_with_the_published_settings() -> None:
     assert set(STUDENT_CARDS) <= set(builtin_cards())
     for name in STUDENT_CARDS:
         card = load_card(name, "paper")
-        assert card.stage == "student" and card.teacher == "teacher" and card.missing == "drop"
+        assert card.stage == "student" and card.teacher == "teacher" and card.fill == "drop"
         assert (card.crop, card.batch_size, card.eval_size) == (256, 16, 256)
         assert abs(card.iters - 200 * 3983 / 16) < 50 and card.warmup_iters == 2490
     card_of_combo = {"no-hpdm": "robustseg-no-hpdm", "no-rrm": "robustseg-no-rrm"}
@@ -203,9 +203,9 @@ def test_student_cards_ship_with_the_published_settings() -> None:
                                                                                            "logit_grad")
         # the released zero recipe: zero-filled inputs, its own HPDM draws, RRM slot to slot and effectively off
         z = load_card("robustseg-zero", profile).to_dict()
-        assert {k for k in a if a[k] != z[k]} == {"name", "description", "missing", "hpdm_pairing", "losses",
+        assert {k for k in a if a[k] != z[k]} == {"name", "description", "fill", "hpdm_pairing", "losses",
                                                   "rrm_lambda"}
-        assert (z["missing"], z["hpdm_pairing"], z["rrm_pairing"], z["rrm_lambda"]) == ("zero", "random_each", "same",
+        assert (z["fill"], z["hpdm_pairing"], z["rrm_pairing"], z["rrm_lambda"]) == ("zero", "random_each", "same",
                                                                                         1e-10)
         assert z["losses"] == {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 110.0, "rrm": 1e-4}
 

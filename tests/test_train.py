@@ -42,7 +42,8 @@ def test_builtin_teacher_card_profiles() -> None:
         ({"lerning_rate": 0.1}, "unknown key 'lerning_rate'"),
         ({"lr": "fast"}, "expected a number"),
         ({"iters": 2.5}, "expected an integer"),
-        ({"missing": "maybe"}, "not one of"),
+        ({"fill": "maybe"}, "not one of"),
+        ({"missing": "zero"}, "now called .fill."),
         ({"losses": {"ohem_ce": "one"}}, "expected a number"),
     ],
 )

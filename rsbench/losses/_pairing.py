@@ -63,10 +63,10 @@ def draw_pair_table(
     return draw_pairing(pairing, m, generator).expand(batch, stages, m)
 
 
-def pair_indices(table: Tensor, stage: int, student_valid: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def pair_indices(table: Tensor, stage: int, slot_present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Flat ``(sample, student slot, teacher modality)`` indices of stage ``stage``'s pairs that count.
 
-    ``student_valid`` (bool ``[M]``): slots that hold encoded features; pairs landing on other slots
+    ``slot_present`` (bool ``[M]``): slots that hold encoded features; pairs landing on other slots
     (dropped modalities under ``drop`` fusion, which hold constant zeros) are left out.
     """
     b, _, m = table.shape
@@ -74,8 +74,8 @@ def pair_indices(table: Tensor, stage: int, student_valid: Tensor | None = None)
     samples = torch.arange(b, device=table.device)[:, None].expand(b, m)
     teachers = torch.arange(m, device=table.device)[None].expand(b, m)
     keep = torch.ones_like(students, dtype=torch.bool)
-    if student_valid is not None:
-        keep = student_valid.to(table.device)[students]
+    if slot_present is not None:
+        keep = slot_present.to(table.device)[students]
     return samples[keep], students[keep], teachers[keep]
 
 

@@ -88,7 +88,7 @@ def hpdm_loss(
     norm: str = "mean",
     generator: torch.Generator | None = None,
     ignore_index: int = 255,
-    student_valid: Tensor | None = None,
+    slot_present: Tensor | None = None,
 ) -> Tensor:
     """HPDM loss over all stages.
 
@@ -97,7 +97,7 @@ def hpdm_loss(
         labels: ``[B, H, W]`` long.
         pairing: a scheme of ``PAIRINGS``, an ``[M]`` draw or a ``[B, S, M]`` pair table
             (``rsbench.losses._pairing``); a scheme is drawn once per call with ``generator``.
-        student_valid: bool ``[M]``, student slots holding features; pairs on other slots skipped.
+        slot_present: bool ``[M]``, student slots holding features; pairs on other slots skipped.
 
     Returns:
         Scalar: sum over stages and pairs of the per-pair KL, divided by the batch size.
@@ -112,14 +112,14 @@ def hpdm_loss(
             raise ValueError(f"stage shapes differ: {tuple(fs.shape)} vs {tuple(ft.shape)}")
         ps = class_prototypes(fs, labels, num_classes, norm, ignore_index)
         pt = class_prototypes(ft.detach(), labels, num_classes, norm, ignore_index)
-        bi, si, ti = pair_indices(table, j, student_valid)
+        bi, si, ti = pair_indices(table, j, slot_present)
         total = total + prototype_kl(ps[bi, si], pt[bi, ti]).sum()
     return total / b
 
 
 @LOSSES.register("hpdm")
 class HPDMLoss(nn.Module):
-    """HPDM module; ``forward(student_feats, teacher_feats, labels, generator=None, pairing=None, student_valid=None)``.
+    """HPDM module; ``forward(student_feats, teacher_feats, labels, generator=None, pairing=None, slot_present=None)``.
 
     ``pairing`` in ``forward`` (an ``[M]`` draw or a ``[B, S, M]`` table) overrides the configured scheme.
     """
@@ -139,10 +139,10 @@ class HPDMLoss(nn.Module):
         labels: Tensor,
         generator: torch.Generator | None = None,
         pairing: Tensor | None = None,
-        student_valid: Tensor | None = None,
+        slot_present: Tensor | None = None,
     ) -> Tensor:
         scheme = self.pairing if pairing is None else pairing
         return hpdm_loss(
             student_feats, teacher_feats, labels, self.num_classes, scheme, self.norm, generator, self.ignore_index,
-            student_valid,
+            slot_present,
         )

@@ -170,7 +170,7 @@ def rrm_loss(
     eps: float = 1e-12,
     form: str = "released",
     noise_std: str = "pixel",
-    student_valid: Tensor | None = None,
+    slot_present: Tensor | None = None,
 ) -> Tensor:
     """RRM penalty over all stages, vectorised over the pairs and noisy copies.
 
@@ -180,7 +180,7 @@ def rrm_loss(
         noise: optional per-stage ``(noise_s, noise_t)``, each ``[n, P_j, C_j, H_j, W_j]`` for the
             stage's ``P_j`` pairs in ``pair_indices`` order; when omitted, drawn from ``generator``
             after the pairing: stage by stage, student then teacher.
-        student_valid: bool ``[M]``, student slots holding features; pairs on other slots skipped.
+        slot_present: bool ``[M]``, student slots holding features; pairs on other slots skipped.
 
     Returns:
         Scalar: ``lam * ||(1/I_S, 1/I_T)||_2`` summed over stages and pairs, divided by ``B``.
@@ -191,7 +191,7 @@ def rrm_loss(
     table = draw_pair_table(pairing, b, len(teacher_feats), m, generator).to(teacher_feats[0].device)
     total = teacher_feats[0].new_zeros(())
     for j, (fs, ft) in enumerate(zip(student_feats, teacher_feats, strict=True)):
-        bi, si, ti = pair_indices(table, j, student_valid)
+        bi, si, ti = pair_indices(table, j, slot_present)
         if bi.numel() == 0:
             continue
         ps, pt = fs[bi, si], ft[bi, ti]
@@ -209,7 +209,7 @@ def rrm_loss(
 
 @LOSSES.register("rrm")
 class RRMLoss(nn.Module):
-    """RRM module; ``forward(student_feats, teacher_feats, generator, pairing, noise, student_valid)``."""
+    """RRM module; ``forward(student_feats, teacher_feats, generator, pairing, noise, slot_present)``."""
 
     def __init__(
         self,
@@ -244,10 +244,10 @@ class RRMLoss(nn.Module):
         generator: torch.Generator | None = None,
         pairing: Tensor | None = None,
         noise: Sequence[tuple[Tensor, Tensor]] | None = None,
-        student_valid: Tensor | None = None,
+        slot_present: Tensor | None = None,
     ) -> Tensor:
         scheme = self.pairing if pairing is None else pairing
         return rrm_loss(
             student_feats, teacher_feats, scheme, self.n_samples, self.axis, self.lam, generator, noise, self.eps,
-            self.form, self.noise_std, student_valid,
+            self.form, self.noise_std, slot_present,
         )

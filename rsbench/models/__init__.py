@@ -12,12 +12,12 @@ from rsbench.models._registry import ENCODERS, MODELS
 from rsbench.models.checkpoint import load_pretrained, read_state_dict, to_official_state_dict
 from rsbench.models.head import SegFormerHead
 from rsbench.models.mit import MixVisionTransformer
-from rsbench.models.segmentor import MISSING_MODES, MultiModalSegmentor
+from rsbench.models.segmentor import FILLS, MultiModalSegmentor
 from rsbench.models.timm_encoder import TimmEncoder
 
 __all__ = [
     "ENCODERS",
-    "MISSING_MODES",
+    "FILLS",
     "MODELS",
     "MixVisionTransformer",
     "MultiModalSegmentor",

@@ -1,7 +1,7 @@
 """Registered SegFormer segmentors: MiT-B0..B5, a tiny test variant, and any timm backbone.
 
 Each variant is a small function holding its architecture; the common keyword
-arguments (all optional) are ``modalities``, ``num_classes``, ``embed_dim``, ``missing``,
+arguments (all optional) are ``modalities``, ``num_classes``, ``embed_dim``, ``fill``,
 ``drop_path_rate`` and ``pretrained`` (a LOCAL checkpoint path or None).
 
 Defaults: the DELIVER modalities and classes; the SegFormer paper's head width (256 for
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from rsbench.models._registry import ENCODERS, MODELS
 from rsbench.models.checkpoint import load_pretrained
-from rsbench.models.segmentor import MissingMode, MultiModalSegmentor
+from rsbench.models.segmentor import FillMode, MultiModalSegmentor
 from rsbench.models.timm_encoder import TimmEncoder
 
 DEFAULT_MODALITIES: tuple[str, ...] = ("rgb", "depth", "event", "lidar")
@@ -31,12 +31,12 @@ def _segformer_mit(
     modalities: Sequence[str] = DEFAULT_MODALITIES,
     num_classes: int = DEFAULT_NUM_CLASSES,
     embed_dim: int | None = None,
-    missing: MissingMode = "drop",
+    fill: FillMode = "drop",
     drop_path_rate: float = 0.1,
     pretrained: PathLike = None,
 ) -> MultiModalSegmentor:
     encoder = ENCODERS.get(encoder_name)(drop_path_rate=drop_path_rate)
-    model = MultiModalSegmentor(encoder, modalities, num_classes, embed_dim or default_embed_dim, missing)
+    model = MultiModalSegmentor(encoder, modalities, num_classes, embed_dim or default_embed_dim, fill)
     if pretrained:
         # an ImageNet MiT file initialises the encoder only; a SegFormer file must fit the head too
         load_pretrained(model, pretrained, allow_missing_head=True)
@@ -86,11 +86,11 @@ def segformer_timm(
     modalities: Sequence[str] = DEFAULT_MODALITIES,
     num_classes: int = DEFAULT_NUM_CLASSES,
     embed_dim: int = 256,
-    missing: MissingMode = "drop",
+    fill: FillMode = "drop",
     drop_path_rate: float | None = None,
     pretrained: PathLike = None,
 ) -> MultiModalSegmentor:
     """SegFormer head on a timm backbone; ``pretrained`` is a local file in timm's key layout."""
     kw = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
     encoder = TimmEncoder(backbone, pretrained=pretrained or False, **kw)
-    return MultiModalSegmentor(encoder, modalities, num_classes, embed_dim, missing)
+    return MultiModalSegmentor(encoder, modalities, num_classes, embed_dim, fill)

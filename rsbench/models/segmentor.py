@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from rsbench.errors import ConfigError
 from rsbench.models.head import SegFormerHead
 
-MissingMode = Literal["drop", "zero"]
-MISSING_MODES: tuple[str, ...] = ("drop", "zero")
+FillMode = Literal["drop", "zero"]
+FILLS: tuple[str, ...] = ("drop", "zero")
 Present = Tensor | Sequence[str] | None
 
 
@@ -39,7 +39,7 @@ class MultiModalSegmentor(nn.Module):
         modalities: modality names; their order is the M axis of features and ``present``.
         num_classes: K, the number of output classes.
         embed_dim: the decode head's embedding width.
-        missing: default handling of absent modalities, ``"drop"`` or ``"zero"``.
+        fill: default handling of absent modalities, ``"drop"`` or ``"zero"``.
         dropout: dropout before the head's classifier.
     """
 
@@ -49,7 +49,7 @@ class MultiModalSegmentor(nn.Module):
         modalities: Sequence[str],
         num_classes: int,
         embed_dim: int = 256,
-        missing: MissingMode = "drop",
+        fill: FillMode = "drop",
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
@@ -57,7 +57,7 @@ class MultiModalSegmentor(nn.Module):
         if not modalities or len(set(modalities)) != len(modalities):
             raise ConfigError(f"modalities must be non-empty and unique, got {modalities}")
         self.modalities: tuple[str, ...] = modalities
-        self.missing: MissingMode = _check_missing(missing)
+        self.fill: FillMode = _check_fill(fill)
         self.num_classes = num_classes
         self.encoder = encoder
         self.head = SegFormerHead([int(f["num_chs"]) for f in encoder.feature_info], num_classes, embed_dim, dropout)
@@ -124,10 +124,10 @@ class MultiModalSegmentor(nn.Module):
         return out
 
     def fuse(
-        self, features: Sequence[Tensor], present: Present = None, missing: MissingMode | None = None
+        self, features: Sequence[Tensor], present: Present = None, fill: FillMode | None = None
     ) -> list[Tensor]:
         """Per-stage fusion: 4 x [B, M, C, H, W] -> 4 x [B, C, H, W] (masked mean or mean over all M)."""
-        mode = _check_missing(missing or self.missing)
+        mode = _check_fill(fill or self.fill)
         mask = self.present_mask(present, features[0].shape[0], features[0].device)
         if mode == "zero":
             return [f.mean(dim=1) for f in features]
@@ -140,20 +140,20 @@ class MultiModalSegmentor(nn.Module):
         features: Sequence[Tensor],
         present: Present = None,
         out_size: tuple[int, int] | None = None,
-        missing: MissingMode | None = None,
+        fill: FillMode | None = None,
     ) -> Tensor:
         """Fuse the per-modality features of ``encode`` and decode.
 
         With ``zero`` the features must come from encoding every slot, absent ones from
         zero-filled inputs. Returns logits [B, K, *out_size] (stride 4 when out_size is None).
         """
-        logits = self.head(self.fuse(features, present, missing))
+        logits = self.head(self.fuse(features, present, fill))
         if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
             logits = F.interpolate(logits, size=tuple(out_size), mode="bilinear", align_corners=False)
         return logits
 
     def forward_features(
-        self, modalities: Mapping[str, Tensor], present: Present = None, missing: MissingMode | None = None
+        self, modalities: Mapping[str, Tensor], present: Present = None, fill: FillMode | None = None
     ) -> tuple[Tensor, list[Tensor]]:
         """Like ``forward`` but also returns the per-modality features (4 x [B, M, C_j, H_j, W_j]).
 
@@ -161,7 +161,7 @@ class MultiModalSegmentor(nn.Module):
         ``zero`` encodes all M, absent inputs zero-filled per sample (a name absent from
         ``modalities`` and from every sample may be left out of the dict).
         """
-        mode = _check_missing(missing or self.missing)
+        mode = _check_fill(fill or self.fill)
         given = [n for n in self.modalities if n in modalities]
         if not given:
             raise ValueError(f"no input for any of {list(self.modalities)} (given: {sorted(modalities)})")
@@ -183,16 +183,16 @@ class MultiModalSegmentor(nn.Module):
         return self.fuse_decode(feats, mask, ref.shape[-2:], mode), feats
 
     def forward(
-        self, modalities: Mapping[str, Tensor], present: Present = None, missing: MissingMode | None = None
+        self, modalities: Mapping[str, Tensor], present: Present = None, fill: FillMode | None = None
     ) -> Tensor:
         """modalities: name -> [B, 3, H, W]; present: bool [B, M] or names (None: all).
 
-        Returns logits [B, K, H, W] at the input resolution. ``missing`` overrides the default.
+        Returns logits [B, K, H, W] at the input resolution. ``fill`` overrides the default.
         """
-        return self.forward_features(modalities, present, missing)[0]
+        return self.forward_features(modalities, present, fill)[0]
 
 
-def _check_missing(missing: str) -> MissingMode:
-    if missing not in MISSING_MODES:
-        raise ConfigError(f"missing must be one of {', '.join(MISSING_MODES)}, got {missing!r}")
-    return missing  # type: ignore[return-value]
+def _check_fill(fill: str) -> FillMode:
+    if fill not in FILLS:
+        raise ConfigError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    return fill  # type: ignore[return-value]

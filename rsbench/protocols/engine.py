@@ -153,7 +153,7 @@ def _cached_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
             per_slot.append(batch.features(n, None))
     feats = [torch.stack([slot[j] for slot in per_slot], dim=1) for j in range(len(per_slot[0]))]
     present = torch.tensor([n in cond.present for n in model.modalities], device=ref.device).expand(b, -1)
-    return model.fuse_decode(feats, present, ref.shape[-2:], missing=fill)
+    return model.fuse_decode(feats, present, ref.shape[-2:], fill=fill)
 
 
 def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
@@ -167,7 +167,7 @@ def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
     else:
         inputs = {n: batch.input(n, kinds.get(n)) for n in names if n in cond.present}
     if isinstance(model, MultiModalSegmentor):
-        return model(inputs, present, missing=fill)
+        return model(inputs, present, fill=fill)
     return model(inputs, present)
 
 
