@@ -212,3 +212,18 @@ def test_eval_plot_and_plot_command_write_figures(tmp_path: Path) -> None:
     assert again.exit_code == 0 and (tmp_path / "p2" / "emm.png").stat().st_size > 1000
     bad = CliRunner().invoke(app, ["plot", str(tmp_path / "nothing.json"), "--out", str(tmp_path / "p3")])
     assert bad.exit_code != 0 and not (tmp_path / "p3").exists()
+
+
+def test_checkpoint_on_another_modality_set_is_refused_without_a_record(tmp_path: Path) -> None:
+    from rsbench.cards import load_card
+    from rsbench.train import train
+    from tests.conftest import write_card
+
+    card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 1})
+    ckpt = train(card, "deliver-synth", tmp_path / "run", progress=False).checkpoint
+    out = tmp_path / "rec.json"
+    for other in ("mcubes-synth", "muses-synth"):
+        res = CliRunner().invoke(app, ["eval", "--checkpoint", str(ckpt), "--dataset", other, "--protocol", "emm",
+                                       "--out", str(out)])
+        assert res.exit_code != 0 and res.output.startswith("rsbench: error:"), res.output
+        assert len(res.output.strip().splitlines()) == 1 and not out.exists()
