@@ -90,7 +90,7 @@ def test_bad_protocol_fill_and_modalities() -> None:
 def test_cached_conditions_equal_the_naive_path(protocol: str) -> None:
     from rsbench.data.transforms import collate
     from rsbench.protocols import conditions, load_protocol
-    from rsbench.protocols.engine import _Batch, _cached_logits, _folded_logits, _naive_logits
+    from rsbench.protocols.engine import _Batch, _cached_logits, _FoldedWalk, _naive_logits
     from rsbench.protocols.folded import FoldedHead
 
     ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
@@ -103,13 +103,14 @@ def test_cached_conditions_equal_the_naive_path(protocol: str) -> None:
     with torch.no_grad():
         zero = list(model.encoder(torch.zeros_like(sample["modalities"][names[0]][:1])))
         batch = _Batch(model, sample["modalities"], [0, 1, 2], names, card, zero)
-        folded = FoldedHead(model)
-        for cond in conditions(card, names):
+        conds = conditions(card, names)
+        walked = dict(_FoldedWalk(FoldedHead(model), conds, names, card.fill).run(batch, conds))
+        assert len(walked) == len(conds)
+        for cond in conds:
             cached = _cached_logits(batch, cond, card.fill)
             naive = _naive_logits(batch, cond, card.fill)
-            fold = _folded_logits(batch, folded, cond, card.fill)
             assert (cached - naive).abs().max() <= 1e-4, cond.key
-            assert (fold - naive).abs().max() <= 1e-4, cond.key
+            assert (walked[cond] - naive).abs().max() <= 1e-4, cond.key
     fast = evaluate(model, ds, protocol, batch_size=2)
     slow = evaluate(model, ds, protocol, batch_size=2, cache=False)
     assert fast.summary == pytest.approx(slow.summary, abs=1e-6)

@@ -157,7 +157,7 @@ def test_folded_logits_equal_the_ordinary_forward_on_a_trained_checkpoint(tmp_pa
     """After training the BatchNorm statistics and biases are not at their init: the fold must still be exact."""
     from rsbench.cards import load_card
     from rsbench.data.transforms import collate
-    from rsbench.protocols.engine import _Batch, _folded_logits, _naive_logits
+    from rsbench.protocols.engine import _Batch, _FoldedWalk, _naive_logits
     from rsbench.protocols.folded import FoldedHead
     from rsbench.train import model_from_checkpoint, train
     from tests.conftest import write_card
@@ -172,12 +172,12 @@ def test_folded_logits_equal_the_ordinary_forward_on_a_trained_checkpoint(tmp_pa
     folded = FoldedHead(model)
     worst = 0.0
     with torch.no_grad():
-        for protocol in ("emm", "emm-drop", "rmm-50", "noise-low"):
+        for protocol in ("emm", "emm-drop", "rmm-50", "noise-low", "corruptions"):
             card_p = load_protocol(protocol)
             batch = _Batch(model, sample["modalities"], [0, 1, 2], names, card_p, None)
-            for cond in conditions(card_p, names):
-                diff = (_folded_logits(batch, folded, cond, card_p.fill) - _naive_logits(batch, cond, card_p.fill))
-                worst = max(worst, diff.abs().max().item())
+            conds = conditions(card_p, names)
+            for cond, logits in _FoldedWalk(folded, conds, names, card_p.fill).run(batch, conds):
+                worst = max(worst, (logits - _naive_logits(batch, cond, card_p.fill)).abs().max().item())
     assert worst <= 1e-4
 
 
@@ -227,3 +227,15 @@ def test_checkpoint_on_another_modality_set_is_refused_without_a_record(tmp_path
                                        "--out", str(out)])
         assert res.exit_code != 0 and res.output.startswith("rsbench: error:"), res.output
         assert len(res.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_walk_order_changes_one_slot_per_step_over_subsets() -> None:
+    from rsbench.protocols.engine import _choices
+    from rsbench.protocols.folded import walk_order
+
+    names = ("a", "b", "c", "d")
+    choices = [_choices(c, names) for c in conditions(load_protocol("emm"), names)]
+    order = walk_order(choices)
+    assert sorted(order) == list(range(15))
+    steps = [sum(x != y for x, y in zip(choices[i], choices[j], strict=True)) for i, j in zip(order, order[1:], strict=False)]
+    assert sum(steps) <= 16 and max(steps) <= 2

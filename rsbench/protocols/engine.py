@@ -27,7 +27,7 @@ from rsbench.metrics import SegmentationMetric
 from rsbench.models import MultiModalSegmentor
 from rsbench.protocols.card import ProtocolCard, load_protocol
 from rsbench.protocols.conditions import Condition, conditions
-from rsbench.protocols.folded import FoldedHead, can_fold
+from rsbench.protocols.folded import FoldedHead, can_fold, walk_order
 from rsbench.protocols.perturb import apply_change
 from rsbench.protocols.summary import summarize_conditions
 
@@ -115,23 +115,56 @@ class _Batch:
         return self._terms[name, kind]
 
 
-def _folded_logits(batch: _Batch, folded: FoldedHead, cond: Condition, fill: str) -> Tensor:
-    ref = batch.mods[batch.names[0]]
+def _choices(cond: Condition, slots: Sequence[str]) -> tuple:
+    """Per slot: ``None`` (absent), ``"clean"`` or the input change applied."""
     kinds = _changes(cond)
-    slots = batch.model.modalities
-    present = [n for n in slots if n in cond.present]
-    pre = None
-    for n in present:
-        t = batch.term(folded, n, kinds.get(n))
-        pre = t if pre is None else pre + t
-    if fill == "zero":
-        absent = len(slots) - len(present)
-        if absent:
-            pre = pre + absent * folded.zero_term(batch.model, ref)
-        pre = pre / len(slots)
-    else:
-        pre = pre / len(present)
-    return folded.logits(pre, ref.shape[-2:])
+    return tuple((kinds.get(n) or "clean") if n in cond.present else None for n in slots)
+
+
+class _FoldedWalk:
+    """Logits of every condition from a running sum of per-slot terms, walked in ``walk_order``.
+
+    Zero fill: with ``T'(slot) = T(slot) - Z`` (Z: the zero-filled input's term), a condition's
+    pre-activation is ``sum_present T' / M + Z``, so absent slots cost nothing and the constant
+    ``Z`` folds into the BatchNorm shift. Drop fill: ``sum_present T / |present|``.
+    """
+
+    def __init__(self, folded: FoldedHead, conds: Sequence[Condition], slots: Sequence[str], fill: str) -> None:
+        self.folded, self.fill, self.slots = folded, fill, list(slots)
+        self.choices = [_choices(c, slots) for c in conds]
+        self.order = walk_order(self.choices)
+
+    def run(self, batch: _Batch, conds: Sequence[Condition]):
+        ref = batch.mods[batch.names[0]]
+        folded, m = self.folded, len(self.slots)
+        zero = folded.zero_term(batch.model, ref) if self.fill == "zero" else None
+        terms: dict[tuple[str, str], Tensor] = {}
+
+        def term(slot: str, choice: str) -> Tensor:
+            if (slot, choice) not in terms:
+                t = batch.term(folded, slot, None if choice == "clean" else choice)
+                terms[slot, choice] = t - zero if zero is not None else t
+            return terms[slot, choice]
+
+        total, current = None, (None,) * m
+        for i in self.order:
+            want = self.choices[i]
+            for slot, old, new in zip(self.slots, current, want, strict=True):
+                if old == new:
+                    continue
+                if old is not None:
+                    total.sub_(term(slot, old))
+                if new is not None:
+                    if total is None:
+                        total = term(slot, new).clone()
+                    else:
+                        total.add_(term(slot, new))
+            current = want
+            if zero is not None:
+                mult, add = folded.scale / m, zero * folded.scale + folded.shift
+            else:
+                mult, add = folded.scale / sum(c is not None for c in want), folded.shift
+            yield conds[i], folded.logits_affine(total, mult, add, ref.shape[-2:])
 
 
 def _changes(cond: Condition) -> dict[str, str]:
@@ -217,6 +250,7 @@ def run_protocol(
     # one condition without input changes (``full``) is the model's ordinary forward
     cached = cached and not (len(conds) == 1 and not conds[0].changes)
     folded = FoldedHead(model) if cached and can_fold(model) else None
+    walk = _FoldedWalk(folded, conds, model.modalities, card.fill) if folded is not None else None
     start = time.perf_counter()
     zero_feats = None
     bar = _progress(progress, f"{card.name} ({len(conds)} conditions)", len(dataset))
@@ -227,13 +261,13 @@ def run_protocol(
             if cached and folded is None and card.fill == "zero" and zero_feats is None:
                 zero_feats = list(model.encoder(torch.zeros_like(mods[names[0]][:1])))
             batch = _Batch(model, mods, ids, names, card, zero_feats)
-            for cond in conds:
-                if folded is not None:
-                    logits = _folded_logits(batch, folded, cond, card.fill)
-                elif cached:
-                    logits = _cached_logits(batch, cond, card.fill)
-                else:
-                    logits = _naive_logits(batch, cond, card.fill)
+            if walk is not None:
+                outputs = walk.run(batch, conds)
+            elif cached:
+                outputs = ((c, _cached_logits(batch, c, card.fill)) for c in conds)
+            else:
+                outputs = ((c, _naive_logits(batch, c, card.fill)) for c in conds)
+            for cond, logits in outputs:
                 _check_logits(logits, labels, k)
                 bank[cond.key].update(_argmax(logits), labels)
     finally:

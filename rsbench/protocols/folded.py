@@ -73,7 +73,30 @@ class FoldedHead:
 
     def logits(self, pre: Tensor, out_size: Sequence[int]) -> Tensor:
         """BatchNorm (folded with the bias), ReLU, classifier and upsampling of a summed pre-activation map."""
-        x = self.pred(torch.relu(pre * self.scale + self.shift).contiguous(memory_format=torch.channels_last))
+        return self.logits_affine(pre, self.scale, self.shift, out_size)
+
+    def logits_affine(self, total: Tensor, mult: Tensor, add: Tensor, out_size: Sequence[int]) -> Tensor:
+        """``relu(total * mult + add)``, the classifier and upsampling (``mult``/``add`` fold the weights and BN)."""
+        x = torch.addcmul(add, total, mult).relu_().contiguous(memory_format=torch.channels_last)
+        x = self.pred(x)
         if tuple(x.shape[-2:]) != tuple(out_size):
             x = F.interpolate(x, size=tuple(out_size), mode="bilinear", align_corners=False)
         return x
+
+
+def walk_order(choices: list[tuple]) -> list[int]:
+    """An order of the conditions in which consecutive ones differ in few slots (greedy nearest neighbour).
+
+    For the subsets of M modalities it changes one slot per step, as a Gray code does, so a running sum
+    of per-slot terms costs about one add per condition.
+    """
+    if not choices:
+        return []
+    left = set(range(1, len(choices)))
+    order = [0]
+    while left:
+        last = choices[order[-1]]
+        nxt = min(left, key=lambda i: (sum(a != b for a, b in zip(choices[i], last, strict=True)), i))
+        order.append(nxt)
+        left.remove(nxt)
+    return order
