@@ -237,5 +237,6 @@ def test_walk_order_changes_one_slot_per_step_over_subsets() -> None:
     choices = [_choices(c, names) for c in conditions(load_protocol("emm"), names)]
     order = walk_order(choices)
     assert sorted(order) == list(range(15))
-    steps = [sum(x != y for x, y in zip(choices[i], choices[j], strict=True)) for i, j in zip(order, order[1:], strict=False)]
+    pairs = zip(order, order[1:], strict=False)
+    steps = [sum(x != y for x, y in zip(choices[i], choices[j], strict=True)) for i, j in pairs]
     assert sum(steps) <= 16 and max(steps) <= 2
