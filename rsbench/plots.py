@@ -31,7 +31,7 @@ def plot_record(record: dict[str, Any], path: str | Path) -> Path:
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scores = {k: v["miou"] for k, v in record["subsets"].items()}
+    scores = {k: v["miou"] for k, v in record["conditions"].items()}
     title = f"{record['method']} on {record['dataset']}/{record['split']}: {record['protocol']}"
     kind = (record.get("protocol_card") or {}).get("kind")
     if kind == "corruptions":

@@ -1,8 +1,13 @@
 """Result records: one JSON file per evaluation, written atomically and never rewritten.
 
-A record holds the protocol's metrics as numbers plus provenance (card hash, checkpoint
-sha256, seed, versions, device, wall time), so any number in a table can be traced to the
-run that made it and repeated.
+Schema 2. A record holds, as numbers, each condition's metrics and the protocol's summaries; the
+identity of what was measured (method and its card digest, protocol card name and digest,
+checkpoint sha256, dataset, split, data fingerprint, generated or real, resolution, mIoU
+convention, fill); and provenance (rsbench version, git commit, torch, Python, device, world size,
+seed, wall time, date). Per-image intersections and unions per class and condition lie beside it
+in ``<record>.npz``, so statistics over images can be recomputed without the model.
+``validate_record`` names the file and the field of a malformed record; ``read_record`` upgrades
+schema 1 (``subsets`` -> ``conditions``, identity fields from its provenance).
 """
 
 from __future__ import annotations
@@ -10,20 +15,32 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import subprocess
+import tempfile
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from rsbench import __version__
 from rsbench.errors import ConfigError
 from rsbench.io import write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+NUMBER = (int, float)
+_REQUIRED: dict[str, tuple[type, ...]] = {
+    "schema": (int,), "kind": (str,), "method": (str,), "method_digest": (str, type(None)), "protocol": (str,),
+    "protocol_digest": (str, type(None)), "checkpoint_sha256": (str, type(None)), "dataset": (str,),
+    "split": (str,), "data_fingerprint": (str, type(None)), "synthetic": (bool,), "resolution": (int, type(None)),
+    "convention": (str,), "fill": (str,), "modalities": (list,), "summary": (dict,), "conditions": (dict,),
+    "num_samples": (int,), "provenance": (dict,), "per_image": (str, type(None)),
+}
+_PROVENANCE = ("rsbench_version", "torch_version", "device", "world_size", "wall_time_s", "created")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -59,46 +76,141 @@ def provenance(device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
 
 
 def make_record(result: Any, *, method: str, dataset: str, split: str, prov: dict[str, Any],
-                card: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-safe evaluation record from an :class:`rsbench.evaluation.EvalResult`."""
+                card: dict[str, Any] | None = None, method_digest: str | None = None,
+                checkpoint_sha256: str | None = None, data_fingerprint: str | None = None,
+                resolution: int | None = None) -> dict[str, Any]:
+    """A JSON-safe schema-2 evaluation record from an :class:`rsbench.evaluation.EvalResult`."""
     body = asdict(result)
+    extra = body.pop("extra", {}) or {}
     return {
         "schema": SCHEMA_VERSION,
         "kind": "evaluation",
         "method": method,
+        "method_digest": method_digest,
+        "protocol": body.pop("protocol"),
+        "protocol_digest": extra.get("protocol_digest"),
+        "checkpoint_sha256": checkpoint_sha256,
         "dataset": dataset,
         "split": split,
-        "protocol": body.pop("protocol"),
-        "fill": body.pop("fill"),
+        "data_fingerprint": data_fingerprint,
+        "synthetic": dataset.endswith("-synth"),
+        "resolution": resolution,
         "convention": body.pop("convention"),
+        "fill": body.pop("fill"),
         "modalities": body.pop("modalities"),
         "summary": body.pop("summary"),
-        "subsets": body.pop("subsets"),
+        "conditions": body.pop("subsets"),
         "num_samples": body.pop("num_samples"),
-        "provenance": {**prov, "eval_time_s": round(body.pop("wall_time_s"), 3)},
+        "per_image": None,
+        "provenance": {"world_size": 1, **prov, "eval_time_s": round(body.pop("wall_time_s"), 3)},
         "card": card,
-        "protocol_card": body.pop("extra", {}).get("protocol_card"),
+        "protocol_card": extra.get("protocol_card"),
     }
 
 
-def write_record(record: dict[str, Any], path: str | Path) -> Path:
-    """Write ``record`` to ``path`` atomically; an existing record is never overwritten."""
+def validate_record(record: Any, where: str | Path = "record") -> dict[str, Any]:
+    """Check a record's fields and types; the error names the file and the field."""
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: a record must be a JSON object")
+    for key, types in _REQUIRED.items():
+        if key not in record:
+            raise ConfigError(f"{where}: field {key!r} is missing")
+        value = record[key]
+        if not isinstance(value, types) or (type(value) is bool and bool not in types):
+            raise ConfigError(f"{where}: field {key!r} has type {type(value).__name__}")
+    if record["schema"] != SCHEMA_VERSION:
+        raise ConfigError(f"{where}: field 'schema' is {record['schema']}, expected {SCHEMA_VERSION}")
+    for key, value in record["summary"].items():
+        if not isinstance(value, NUMBER) or isinstance(value, bool):
+            raise ConfigError(f"{where}: field 'summary.{key}' is not a number")
+    if not record["conditions"]:
+        raise ConfigError(f"{where}: field 'conditions' is empty")
+    for key, scores in record["conditions"].items():
+        if not isinstance(scores, dict) or not isinstance(scores.get("miou"), NUMBER):
+            raise ConfigError(f"{where}: field 'conditions.{key}.miou' is not a number")
+        per_class = scores.get("per_class_iou")
+        if not isinstance(per_class, list) or not all(v is None or isinstance(v, NUMBER) for v in per_class):
+            raise ConfigError(f"{where}: field 'conditions.{key}.per_class_iou' is not a list of numbers")
+    for key in _PROVENANCE:
+        if key not in record["provenance"]:
+            raise ConfigError(f"{where}: field 'provenance.{key}' is missing")
+    return record
+
+
+def write_record(record: dict[str, Any], path: str | Path, per_image: dict[str, Any] | None = None) -> Path:
+    """Write ``record`` (and its per-image counts, ``<path>.npz``) atomically; never overwrite a record."""
     path = Path(path).expanduser()
     if path.exists():
         raise ConfigError(f"record {path} exists; records are never rewritten (choose another --out)")
+    record = dict(record)
+    if per_image is not None:
+        npz = path.with_suffix(".npz")
+        _write_npz(npz, per_image)
+        record["per_image"] = npz.name
+    validate_record(record, path)
     write_text(path, json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n")
     return path
 
 
+def _write_npz(path: Path, per_image: dict[str, Any]) -> None:
+    keys = [k for k in per_image if k != "sample_index"]
+    arrays = {"sample_index": np.asarray(per_image["sample_index"], dtype=np.int64),
+              "condition_keys": np.asarray(keys)}
+    for i, key in enumerate(keys):
+        inter, union = per_image[key]
+        arrays[f"intersection_{i}"] = np.asarray(inter, dtype=np.int32)
+        arrays[f"union_{i}"] = np.asarray(union, dtype=np.int32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_per_image(record_path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per condition: the ``[N, K]`` intersection and union counts saved beside a record."""
+    record_path = Path(record_path)
+    record = read_record(record_path)
+    if not record["per_image"]:
+        raise ConfigError(f"{record_path}: no per-image counts were saved with this record")
+    with np.load(record_path.parent / record["per_image"]) as z:
+        keys = [str(k) for k in z["condition_keys"]]
+        return {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
+
+
+def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record in schema 2 (identity fields moved out of its provenance)."""
+    prov = dict(record.get("provenance") or {})
+    dataset = str(record.get("dataset", ""))
+    out = {
+        "schema": SCHEMA_VERSION, "kind": record.get("kind", "evaluation"), "method": record.get("method"),
+        "method_digest": prov.get("card_digest"),
+        "protocol": "emm" if record.get("protocol") == "all-subsets" else record.get("protocol"),
+        "protocol_digest": None, "checkpoint_sha256": prov.get("checkpoint_sha256"), "dataset": dataset,
+        "split": record.get("split"), "data_fingerprint": prov.get("data_fingerprint"),
+        "synthetic": dataset.endswith("-synth"), "resolution": (record.get("card") or {}).get("eval_size"),
+        "convention": record.get("convention"), "fill": record.get("fill"), "modalities": record.get("modalities"),
+        "summary": record.get("summary"), "conditions": record.get("subsets"),
+        "num_samples": record.get("num_samples"), "per_image": None,
+        "provenance": {"world_size": 1, **prov}, "card": record.get("card"), "protocol_card": None,
+    }
+    return out
+
+
 def read_record(path: str | Path) -> dict[str, Any]:
+    """Read and validate a record (schema 1 is upgraded)."""
     path = Path(path)
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"unreadable record {path}: {exc}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA_VERSION:
-        raise ConfigError(f"{path}: not an rsbench record of schema {SCHEMA_VERSION}")
-    return record
+    if isinstance(record, dict) and record.get("schema") == 1:
+        record = upgrade_v1(record)
+    return validate_record(record, path)
 
 
 def default_record_name(protocol: str, split: str) -> str:
@@ -111,20 +223,22 @@ def record_checkpoint_evaluation(result: Any, checkpoint: str | Path, ckpt: dict
                                  split: str, device: str, out: str | Path | None = None) -> Path:
     """Write the record of evaluating a training checkpoint (default: ``<run>/records/<name>.json``)."""
     checkpoint = Path(checkpoint)
-    prov = provenance(device, result.wall_time_s, checkpoint_sha256=file_sha256(checkpoint),
-                      card_digest=card.digest(), seed=card.seed, profile=ckpt.get("profile", ""),
-                      trained_iters=int(ckpt["iter"]), data_fingerprint=ckpt["data_fingerprint"])
-    record = make_record(result, method=card.name, dataset=dataset, split=split, prov=prov, card=card.to_dict())
+    prov = provenance(device, result.wall_time_s, seed=card.seed, profile=ckpt.get("profile", ""),
+                      trained_iters=int(ckpt["iter"]))
+    record = make_record(result, method=card.name, dataset=dataset, split=split, prov=prov, card=card.to_dict(),
+                         method_digest=card.digest(), checkpoint_sha256=file_sha256(checkpoint),
+                         data_fingerprint=ckpt["data_fingerprint"], resolution=card.eval_size)
     path = Path(out) if out is not None else checkpoint.parent / "records" / default_record_name(result.protocol, split)
-    return write_record(record, path)
+    return write_record(record, path, result.extra.get("per_image"))
 
 
 def record_weights_evaluation(result: Any, weights: str | Path, model: str, options: dict[str, Any], dataset: str,
                               split: str, device: str, out: str | Path | None = None) -> Path:
     """Write the record of evaluating a bare state_dict (``rsbench eval --weights``; default beside the file)."""
     weights = Path(weights)
-    prov = provenance(device, result.wall_time_s, checkpoint_sha256=file_sha256(weights), weights=str(weights))
+    prov = provenance(device, result.wall_time_s, weights=str(weights), seed=None)
     record = make_record(result, method=f"weights:{weights.stem}", dataset=dataset, split=split, prov=prov,
-                         card={"model": model, **options})
+                         card={"model": model, **options}, checkpoint_sha256=file_sha256(weights),
+                         resolution=options.get("eval_size"))
     path = Path(out) if out is not None else weights.parent / "records" / default_record_name(result.protocol, split)
-    return write_record(record, path)
+    return write_record(record, path, result.extra.get("per_image"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -89,9 +90,18 @@ def test_train_then_eval_all_subsets_writes_a_record(tmp_path: Path, tiny_card: 
     assert result.exit_code == 0, result.output
     record = json.loads(record_path.read_text())
     assert record["protocol"] == "emm" and record["fill"] == "zero" and record["protocol_card"]["kind"] == "subsets"
-    assert len(record["subsets"]) == 15
+    assert len(record["conditions"]) == 15
     assert {"full", "avg", "worst", "e0.2", "e0.1", "e0.05"} <= set(record["summary"])
-    assert len(record["provenance"]["checkpoint_sha256"]) == 64
+    assert len(record["checkpoint_sha256"]) == 64 and record["synthetic"] and record["per_image"] == "emm.npz"
+    from rsbench.results import read_per_image
+
+    counts = read_per_image(record_path)
+    inter, union = counts["rgb+depth+event+lidar"]
+    assert len(counts) == 15 and inter.shape == union.shape == (record["num_samples"], 25)
+    # the dataset-level IoU is recomputed from the per-image counts alone
+    per_class = inter.sum(0) / np.maximum(union.sum(0), 1)
+    saved = record["conditions"]["rgb+depth+event+lidar"]["per_class_iou"]
+    assert all(v is None or abs(100 * per_class[c] - v) < 1e-6 for c, v in enumerate(saved))
     # records are never rewritten
     again = run("eval", "--checkpoint", out / "last.pt", "--out", record_path)
     assert_one_line_error(again, "never rewritten")

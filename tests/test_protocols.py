@@ -148,7 +148,7 @@ def test_cli_runs_every_protocol_into_one_folder(tmp_path: Path, tiny_model_and_
     assert res.exit_code == 0, res.output
     records = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert sorted(records) == sorted(SHIPPED)
-    assert records["rmm-25"]["protocol_card"]["rate"] == 0.25 and len(records["rmm-25"]["subsets"]) == 15
+    assert records["rmm-25"]["protocol_card"]["rate"] == 0.25 and len(records["rmm-25"]["conditions"]) == 15
     bad = CliRunner().invoke(app, [*args[:-4], "--protocol", "rmm-60", "--out", str(tmp_path / "x.json")])
     assert bad.exit_code != 0 and "unknown protocol" in bad.output and not (tmp_path / "x.json").exists()
 

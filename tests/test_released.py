@@ -214,7 +214,7 @@ def test_cli_scores_a_released_checkpoint_without_a_run_folder(tmp_path: Path) -
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     record = read_record(out)
-    assert record["method"] == "weights:RobustSeg" and len(record["subsets"]) == 15 and record["num_samples"] == 2
-    assert record["card"]["model"] == "segformer_mit_b0" and len(record["provenance"]["checkpoint_sha256"]) == 64
+    assert record["method"] == "weights:RobustSeg" and len(record["conditions"]) == 15 and record["num_samples"] == 2
+    assert record["card"]["model"] == "segformer_mit_b0" and len(record["checkpoint_sha256"]) == 64
     bad = CliRunner().invoke(app, ["eval", "--weights", str(path), "--dataset", "deliver", "--root", str(root)])
     assert bad.exit_code != 0 and "--model" in bad.output

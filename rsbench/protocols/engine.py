@@ -204,6 +204,21 @@ def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
     return model(inputs, present)
 
 
+def per_image_counts(pred: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255) -> tuple[Tensor, Tensor]:
+    """Per image and class: intersection and union pixel counts (int32 ``[B, K]`` each), ignore excluded.
+
+    Saved beside each record so statistics over images (bootstrap intervals) need no model.
+    """
+    b, k = labels.shape[0], num_classes
+    valid = labels != ignore_index
+    offset = torch.arange(b, device=labels.device).view(b, 1, 1) * (k * k)
+    idx = (offset + labels.clamp(0, k - 1) * k + pred)[valid]
+    cm = torch.bincount(idx, minlength=b * k * k).view(b, k, k)
+    inter = cm.diagonal(dim1=1, dim2=2)
+    union = cm.sum(1) + cm.sum(2) - inter
+    return inter.int().cpu(), union.int().cpu()
+
+
 def _argmax(logits: Tensor) -> Tensor:
     """Class map; the reduction over classes is ~3x faster on the CPU with channels innermost."""
     return logits.contiguous(memory_format=torch.channels_last).argmax(1)
@@ -242,6 +257,8 @@ def run_protocol(
     k = dataset.info.num_classes
     device = torch.device(device)
     bank = {c.key: SegmentationMetric(k, convention=convention) for c in conds}
+    per_image: dict[str, list[tuple[Tensor, Tensor]]] = {c.key: [] for c in conds}
+    sample_ids: list[int] = []
     loader = DataLoader(_Indexed(dataset), batch_size=batch_size, shuffle=False, collate_fn=_collate,
                         num_workers=num_workers)
     cached = cache and isinstance(model, MultiModalSegmentor)
@@ -269,7 +286,10 @@ def run_protocol(
                 outputs = ((c, _naive_logits(batch, c, card.fill)) for c in conds)
             for cond, logits in outputs:
                 _check_logits(logits, labels, k)
-                bank[cond.key].update(_argmax(logits), labels)
+                pred = _argmax(logits)
+                bank[cond.key].update(pred, labels)
+                per_image[cond.key].append(per_image_counts(pred, labels, k))
+            sample_ids.extend(ids)
     finally:
         if bar is not None:
             bar.stop()
@@ -278,7 +298,10 @@ def run_protocol(
     summary = summarize_conditions(card.kind, {key: v["miou"] for key, v in scores.items()}, conds, names)
     return EvalResult(protocol=card.name, fill=card.fill, convention=convention, modalities=names, subsets=scores,
                       summary=summary, wall_time_s=time.perf_counter() - start, num_samples=len(dataset),
-                      extra={"protocol_card": card.to_dict(), "protocol_digest": card.digest()})
+                      extra={"protocol_card": card.to_dict(), "protocol_digest": card.digest(),
+                             "per_image": {"sample_index": sample_ids,
+                                           **{key: (torch.cat([i for i, _ in v]), torch.cat([u for _, u in v]))
+                                              for key, v in per_image.items()}}})
 
 
 @torch.no_grad()
