@@ -50,13 +50,14 @@ def _root(
 
 
 def _register() -> None:
-    from rsbench.commands import data, demo, evaluate, plot, train
+    from rsbench.commands import compare, data, demo, evaluate, plot, train
 
     app.add_typer(data.app, name="data")
     app.command("train")(train.train_cmd)
     app.command("eval")(evaluate.eval_cmd)
     app.command("demo")(demo.demo)
     app.command("plot")(plot.plot_cmd)
+    app.command("compare")(compare.compare_cmd)
 
 
 _register()

@@ -242,3 +242,33 @@ def record_weights_evaluation(result: Any, weights: str | Path, model: str, opti
                          resolution=options.get("eval_size"))
     path = Path(out) if out is not None else weights.parent / "records" / default_record_name(result.protocol, split)
     return write_record(record, path, result.extra.get("per_image"))
+
+
+def find_records(paths: Any) -> list[tuple[Path, dict[str, Any]]]:
+    """Records from files and folders (searched recursively; a folder's non-record JSON files are skipped)."""
+    out = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*.json")):
+                try:
+                    out.append((f, read_record(f)))
+                except ConfigError:
+                    continue
+        elif p.is_file():
+            out.append((p, read_record(p)))
+        else:
+            raise ConfigError(f"no record or folder at {p}")
+    return out
+
+
+def load(paths: Any) -> Any:
+    """A pandas DataFrame with one row per record: identity, seed and every summary value."""
+    import pandas as pd
+
+    rows = []
+    for path, rec in find_records(paths):
+        row = {k: rec[k] for k in ("method", "protocol", "dataset", "split", "synthetic", "resolution", "convention",
+                                   "fill", "num_samples")}
+        row.update(seed=rec["provenance"].get("seed"), path=str(path), **rec["summary"])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -52,8 +52,10 @@ def demo(
 ) -> None:
     """Generate data, train a teacher and a RobustSeg student, compare them under missing modalities."""
     from rsbench.cards import load_card
+    from rsbench.commands.compare import comparison_table
     from rsbench.data import create_dataset, split_name
     from rsbench.errors import ConfigError
+    from rsbench.leaderboard import compare
     from rsbench.protocols import resolve_protocols
     from rsbench.protocols.checkpoint import evaluate_checkpoint
 
@@ -77,9 +79,11 @@ def demo(
     console.print("[bold]4. evaluation[/bold]: EMM (zero-filled and dropped), RMM and noise protocol cards")
     cards = resolve_protocols(",".join(DEMO_PROTOCOLS))
     results: dict[tuple[str, str], Any] = {}
+    record_paths = []
     for role, path in (("teacher", teacher_ckpt), ("student", student_ckpt)):
-        for result, _ in evaluate_checkpoint(path, cards, device=device, progress=True):
+        for result, record in evaluate_checkpoint(path, cards, device=device, progress=True):
             results[role, result.protocol] = result
+            record_paths.append(record)
     console.print(_comparison_table(results, dataset))
     console.print(_protocol_table(results, [c.name for c in cards]))
     t, s = results["teacher", "emm"].summary, results["student", "emm"].summary
@@ -90,6 +94,9 @@ def demo(
         f"{s['avg']:.1f}; dropped: teacher {td['avg']:.1f}, student {sd['avg']:.1f}. Records are in "
         f"{out / dataset}/*/records/."
     )
+    console.print("[bold]5. compare[/bold]: the records just written, 95 % intervals over the val images "
+                  "(rsbench compare RECORDS --baseline teacher)")
+    console.print(comparison_table(compare(record_paths, baseline="teacher", n_boot=300), "teacher"))
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
 
 
