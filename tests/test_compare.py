@@ -24,25 +24,31 @@ def _record(folder: Path, method: str, avg: float, seed: int, per_image: dict | 
     return write_record(rec, folder / f"{method}-{seed}.json", per_image)
 
 
-def test_seeds_give_a_t_interval_and_paired_seed_deltas(tmp_path: Path) -> None:
-    for s, (t, r) in enumerate([(40.0, 42.0), (41.0, 43.5), (39.0, 41.5)]):
-        _record(tmp_path, "teacher", t, s)
-        _record(tmp_path, "robustseg", r, s)
-    res = compare([tmp_path], baseline="teacher")
-    cell = res["cells"]["robustseg", "emm"]
-    assert cell.runs == 3 and cell.value == pytest.approx(42.333333)
-    assert cell.delta == pytest.approx(2.333333) and cell.significant  # differences 2.0, 2.5, 2.5: tight
-    assert res["methods"][0] == "teacher"
-    md = render(res, "md")
-    assert "**42.33" in md and "+2.33*" in md
-    frame = load(tmp_path)
-    assert len(frame) == 6 and set(frame["method"]) == {"teacher", "robustseg"}
-
-
 def _counts(base: np.ndarray, shift: int) -> dict:
     union = np.full((len(base), 2), 1000)
     inter = np.stack([base + shift, base], axis=1)
     return {"sample_index": list(range(len(base))), "a+b": (inter, union), "a": (inter, union)}
+
+
+def test_seeds_give_a_t_interval_and_a_paired_bootstrap_over_seeds_and_images(tmp_path: Path) -> None:
+    from rsbench.leaderboard.stats import miou_from_counts
+
+    rng = np.random.default_rng(5)
+    for s in range(3):
+        base = rng.integers(200, 800, 60)
+        for method, shift in (("teacher", 0), ("robustseg", 20)):  # +20/1000 on class 0 everywhere: +1.0 mIoU
+            counts = _counts(base, shift)
+            avg = miou_from_counts(*(x.sum(0) for x in counts["a"]))
+            _record(tmp_path, method, avg, s, counts)
+    res = compare([tmp_path], baseline="teacher", n_boot=200)
+    cell = res["cells"]["robustseg", "emm"]
+    assert cell.runs == 3 and cell.low < cell.value < cell.high
+    assert cell.delta == pytest.approx(1.0) and cell.significant
+    assert res["methods"][0] == "teacher"
+    md = render(res, "md")
+    assert "+1.00*" in md and md.count("**") == 2  # the best cell of the one protocol is bold
+    frame = load(tmp_path)
+    assert len(frame) == 6 and set(frame["method"]) == {"teacher", "robustseg"}
 
 
 def test_single_runs_bootstrap_over_images_and_paired_significance(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rsbench.errors import ConfigError
-from rsbench.leaderboard.stats import bootstrap_interval, paired_difference, seed_interval
+from rsbench.leaderboard.stats import bootstrap_interval, paired_difference_runs, seed_interval
 from rsbench.results import find_records, read_per_image
 
 COMPARABLE = ("split", "resolution", "convention", "synthetic")
@@ -126,20 +126,21 @@ def _cell(runs: list[tuple[Path, dict]], n_boot: int, seed: int) -> Cell:
 
 
 def _delta(cell: Cell, runs: list[tuple[Path, dict]], base: list[tuple[Path, dict]], n_boot: int, seed: int) -> None:
+    """Difference to the baseline; its interval from a paired bootstrap (same images, matching seeds)."""
     metric = _metric(runs[0][1])
-    if len(runs) == 1 and len(base) == 1 and runs[0][1].get("per_image") and base[0][1].get("per_image"):
-        a, b = read_per_image(runs[0][0]), read_per_image(base[0][0])
-        try:
-            cell.delta, cell.delta_low, cell.delta_high = paired_difference(
-                a, b, _summary_fn(runs[0][1]), runs[0][1]["convention"], n_boot, seed)
-            return
-        except ValueError:
-            pass
-    by_seed = {_seed(r): r["summary"][metric] for _, r in base}
-    pairs = [(r["summary"][metric], by_seed[_seed(r)]) for _, r in runs if _seed(r) in by_seed]
     cell.delta = cell.value - sum(r["summary"][metric] for _, r in base) / len(base)
-    if len(pairs) >= 2:
-        _, cell.delta_low, cell.delta_high = seed_interval([x - y for x, y in pairs])
+    by_seed = {_seed(r): p for p, r in base if r.get("per_image")}
+    pairs = [(p, by_seed[_seed(r)]) for p, r in runs if r.get("per_image") and _seed(r) in by_seed]
+    if len(runs) == 1 and len(base) == 1 and not pairs and runs[0][1].get("per_image") and base[0][1].get("per_image"):
+        pairs = [(runs[0][0], base[0][0])]  # one run each (e.g. no seed recorded): pair them
+    if not pairs:
+        return
+    try:
+        _, cell.delta_low, cell.delta_high = paired_difference_runs(
+            [read_per_image(p) for p, _ in pairs], [read_per_image(q) for _, q in pairs],
+            _summary_fn(runs[0][1]), runs[0][1]["convention"], n_boot, seed)
+    except ValueError:
+        cell.delta_low = cell.delta_high = None
 
 
 def render(result: dict[str, Any], fmt: str = "md") -> str:

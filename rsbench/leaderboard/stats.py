@@ -66,6 +66,34 @@ def paired_difference(a: Counts, b: Counts, summary: Callable[[dict[str, float]]
     return diff, float(lo), float(hi)
 
 
+def paired_difference_runs(a: list[Counts], b: list[Counts], summary: Callable[[dict[str, float]], float] = average,
+                           convention: str = "nanmean", n_boot: int = 1000, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float, float]:
+    """Mean over seed pairs of (a - b), resampling seed pairs and images (the same images for every run).
+
+    ``a[s]`` and ``b[s]`` are the counts of seed ``s`` of two methods on the same samples. With one pair this
+    is ``paired_difference``; with several, the interval holds both the seed and the image variation.
+    """
+    if not a or len(a) != len(b):
+        raise ValueError("a paired comparison over seeds needs the same seeds for both methods")
+    n = next(iter(a[0].values()))[0].shape[0]
+    for x in (*a, *b):
+        if next(iter(x.values()))[0].shape[0] != n or set(x) != set(a[0]):
+            raise ValueError("a paired comparison needs the same samples and conditions")
+    k = len(a)
+
+    def diff(seeds, rows) -> float:
+        return float(np.mean([_summary_value(a[s], rows, summary, convention) - _summary_value(b[s], rows, summary,
+                                                                                              convention)
+                              for s in seeds]))
+
+    value = diff(range(k), slice(None))
+    rng = np.random.default_rng(seed)
+    draws = [diff(rng.integers(0, k, k), rng.integers(0, n, n)) for _ in range(n_boot)]
+    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return value, float(lo), float(hi)
+
+
 def seed_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high) over seeds: Student's t interval of the mean."""
     from scipy import stats
