@@ -50,7 +50,7 @@ def _root(
 
 
 def _register() -> None:
-    from rsbench.commands import compare, data, demo, evaluate, plot, train
+    from rsbench.commands import compare, data, demo, evaluate, leaderboard, plot, train
 
     app.add_typer(data.app, name="data")
     app.command("train")(train.train_cmd)
@@ -58,6 +58,7 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     app.command("plot")(plot.plot_cmd)
     app.command("compare")(compare.compare_cmd)
+    app.add_typer(leaderboard.app, name="leaderboard")
 
 
 _register()
