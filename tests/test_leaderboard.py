@@ -93,3 +93,49 @@ def test_reported_yaml_is_well_formed() -> None:
     assert all(e["source"]["paper"] and e["split"] == "val" for e in entries)
     cmnext = next(e for e in entries if e["model"] == "CMNeXt" and e["dataset"] == "deliver")
     assert cmnext["values"]["emm"] == 37.90 and cmnext["values"]["rmm-25"] == 53.61
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_index_html_in_headless_chromium_matches_the_csv_and_sorts(tmp_path: Path) -> None:
+    """Runs where Chromium is installed (.ci/run installs Debian's chromium)."""
+    import re
+    import subprocess
+
+    import pytest
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    root = _store(tmp_path)
+    write(root, n_boot=100)
+    page = (root / "index.html").resolve().as_uri()
+
+    def dom(fragment: str = "") -> str:
+        out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page + fragment],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    def table_rows(html_text: str, table_id: str) -> list[tuple[str, list[str]]]:
+        body = re.search(rf"<table[^>]*id=\"{table_id}\".*?<tbody>(.*?)</tbody>", html_text, re.S).group(1)
+        rows = []
+        for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+            cells = re.findall(r"<td(?: data-value=\"([^\"]*)\")?[^>]*>(.*?)</td>", tr, re.S)
+            rows.append((cells[0][1], [v for v, _ in cells[1:]]))
+        return rows
+
+    rows = table_rows(dom(), "deliver-synth-reproduced")
+    csv = [line.split(",") for line in (root / "deliver-synth.csv").read_text().splitlines()[1:]]
+    expected = {(m, f"{float(v):.4f}") for kind, m, _, v, *_ in csv if kind == "reproduced"}
+    assert {(m, v) for m, values in rows for v in values} == expected
+    ascending = table_rows(dom("#sort=deliver-synth-reproduced:1"), "deliver-synth-reproduced")
+    values = [float(vals[0]) for _, vals in ascending]
+    assert values == sorted(values, reverse=True) and [m for m, _ in ascending] == ["robustseg", "teacher"]
+    reported = table_rows(dom("#sort=deliver-reported:3"), "deliver-reported")
+    col = [float(vals[2]) for _, vals in reported]
+    assert col == sorted(col, reverse=True) and len(reported) == 5

@@ -240,6 +240,9 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
     rows.forEach(function (r) { body.appendChild(r); });
   });
 });
+// index.html#sort=TABLE_ID:COLUMN sorts a table on load (links and tests use it)
+var m = /^#sort=(.+):(\\d+)$/.exec(decodeURIComponent(location.hash));
+if (m) { var t = document.getElementById(m[1]); if (t) t.querySelectorAll("th")[+m[2]].click(); }
 </script>
 </body></html>
 """
