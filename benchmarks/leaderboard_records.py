@@ -15,28 +15,16 @@ the records into the store and ``rsbench leaderboard build`` regenerates the tab
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
+from seeded_study import finished
+from seeded_study import run as call
 
 RSBENCH = [sys.executable, "-m", "rsbench"]
 METHODS = ("teacher", "moddrop", "kd", "robustseg", "robustseg-paper", "robustseg-zero", "robustseg-no-hpdm",
            "robustseg-no-rrm")
-
-
-def finished(run: Path) -> bool:
-    ckpt = run / "last.pt"
-    return ckpt.is_file() and bool(torch.load(ckpt, map_location="cpu", weights_only=True).get("complete"))
-
-
-def call(cmd: list[str], log: Path) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as f:
-        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed; see {log}")
 
 
 def job(work: Path, ds: str, method: str, seed: int) -> None:

@@ -15,7 +15,6 @@ from torch import nn
 from rsbench.data import SegmentationDataset
 from rsbench.protocols import (
     EvalResult,
-    ProtocolCard,
     expected_miou,
     modality_subsets,
     run_protocol,
@@ -28,24 +27,10 @@ __all__ = ["FILLS", "EvalResult", "evaluate", "evaluate_full", "expected_miou", 
            "summarize"]
 
 
-def evaluate(
-    model: nn.Module,
-    dataset: SegmentationDataset,
-    protocol: str | ProtocolCard = "full",
-    fill: str | None = None,
-    batch_size: int = 4,
-    device: str | torch.device = "cpu",
-    convention: str = "nanmean",
-    progress: bool = False,
-    cache: bool = True,
-    num_workers: int = 0,
-) -> EvalResult:
-    """Score ``model`` on ``dataset`` under ``protocol`` (a card name, alias, path or ``ProtocolCard``).
-
-    ``fill`` (``zero``/``drop``) overrides the card's handling of absent modalities; ``cache``
-    encodes each modality once per batch for rsbench segmentors (see ``rsbench.protocols.engine``).
-    """
-    return run_protocol(model, dataset, protocol, fill, batch_size, device, convention, progress, cache, num_workers)
+evaluate = run_protocol
+"""``evaluate(model, dataset, protocol="full", fill=None, batch_size=4, device="cpu", convention="nanmean",
+progress=False, cache=True, num_workers=0)``: score ``model`` under a protocol card (name, alias, path or
+``ProtocolCard``); ``fill`` overrides the card's absent-modality handling. See ``rsbench.protocols.engine``."""
 
 
 def evaluate_full(model: nn.Module, dataset: SegmentationDataset, batch_size: int = 4,
