@@ -29,9 +29,11 @@ def evaluate(
     Args:
         model: an ``nn.Module``; rsbench's segmentors and any external model with that call.
         dataset: a dataset name (``deliver``, ``muses-synth``, ...) or a loader instance.
-        protocol: ``full`` or ``all-subsets`` (alias ``emm``).
+        protocol: a protocol card (``full``, ``emm``/``all-subsets``, ``emm-drop``, ``rmm-25/50/75``,
+            ``noise-low/mid/high``, ``corruptions``), a path to a card, or a ``ProtocolCard``.
         root: folder of a real dataset (``-synth`` data is generated on first use).
-        **kwargs: ``fill``, ``batch_size``, ``device``, ``convention``, ``progress``.
+        **kwargs: ``fill`` (override the card's), ``batch_size``, ``device``, ``convention``, ``progress``,
+            ``num_workers``.
     """
     from rsbench.data import create_dataset
     from rsbench.evaluation import evaluate as _evaluate
