@@ -215,8 +215,15 @@ class SegmentationMetric:
             if pred.shape[1] != self.num_classes:
                 raise ValueError(f"logits have {pred.shape[1]} channels, expected num_classes={self.num_classes}")
             pred = pred.argmax(dim=1)
-        cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
-        self.cm += cm.to(self.device)
+        self.add(confusion_matrix(pred, target, self.num_classes, self.ignore_index))
+
+    def add(self, cm: torch.Tensor) -> None:
+        """Add counts already made (``LongTensor[K, K]``, ``cm[t, p]``), e.g. the sum of per-image matrices."""
+        if self._synced:
+            raise RuntimeError("add() after sync() would mix global and local counts; call reset() first")
+        if cm.shape != self.cm.shape:
+            raise ValueError(f"confusion matrix of shape {tuple(cm.shape)}, expected {tuple(self.cm.shape)}")
+        self.cm += cm.to(self.device, torch.long)
 
     def compute(self) -> SegmentationScores:
         """Scores of everything counted so far."""

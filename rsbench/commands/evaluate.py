@@ -86,21 +86,19 @@ def eval_cmd(
         return
     from rsbench.protocols.checkpoint import evaluate_checkpoint
 
-    for (result, path), pcard in zip(
-        evaluate_checkpoint(checkpoint, cards, split=split, dataset=dataset, root=root, batch_size=batch_size,
-                            device=dev, convention=convention, progress=True, out=out),
-        cards, strict=True,
-    ):
+    evaluated = evaluate_checkpoint(checkpoint, cards, split=split, dataset=dataset, root=root, batch_size=batch_size,
+                                    device=dev, convention=convention, progress=True, out=out)
+    for (result, path), pcard in zip(evaluated, cards, strict=True):
         title = f"{checkpoint} on {dataset or 'its dataset'}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
         console.print(result_table(result, title))
         console.print(f"record: {path}")
-        if plot is not None:
-            _plots(plot, checkpoint, pcard, path, split, dataset, root)
+    if plot is not None:
+        _plots(plot, checkpoint, [(pcard, path) for (_, path), pcard in zip(evaluated, cards, strict=True)], split,
+               dataset, root)
 
 
-def _plots(folder: Path, checkpoint: Path, pcard, record_path: Path, split: str, dataset: str | None,
-           root: Path | None) -> None:
-    """The record's figure and a prediction grid (3 samples, a few of the protocol's conditions)."""
+def _plots(folder: Path, checkpoint: Path, records: list, split: str, dataset: str | None, root: Path | None) -> None:
+    """Each record's figure and a prediction grid per protocol (3 samples, a few of its conditions)."""
     from rsbench.data import create_dataset
     from rsbench.data.transforms import EvalResize
     from rsbench.plots import plot_predictions, plot_record, prediction_conditions
@@ -109,13 +107,14 @@ def _plots(folder: Path, checkpoint: Path, pcard, record_path: Path, split: str,
     from rsbench.results import read_record
     from rsbench.runs import load_checkpoint, model_from_checkpoint
 
-    console.print(f"figure: {plot_record(read_record(record_path), folder / f'{pcard.name}.png')}")
     ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
     ds = create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=card.synth or None,
                         transform=EvalResize(card.eval_size) if card.eval_size else None,
                         modalities=tuple(ckpt["modalities"]))
-    keys = prediction_conditions([c.key for c in conditions(pcard, model.modalities)])
-    samples, preds = predict_conditions(model, ds, pcard, list(range(min(3, len(ds)))), keys)
-    grid = plot_predictions(samples, preds, ds.info.num_classes, folder / f"{pcard.name}-predictions.png")
-    console.print(f"figure: {grid}")
+    for pcard, record_path in records:
+        console.print(f"figure: {plot_record(read_record(record_path), folder / f'{pcard.name}.png')}")
+        keys = prediction_conditions([c.key for c in conditions(pcard, model.modalities)])
+        samples, preds = predict_conditions(model, ds, pcard, list(range(min(3, len(ds)))), keys)
+        grid = plot_predictions(samples, preds, ds.info.num_classes, folder / f"{pcard.name}-predictions.png")
+        console.print(f"figure: {grid}")

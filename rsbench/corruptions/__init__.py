@@ -9,6 +9,7 @@ on batch size or workers. Severity 0 is the identity.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from importlib import resources
 
@@ -37,6 +38,7 @@ _SENSOR_FAULTS: dict[str, tuple[tuple[str, Callable], ...]] = {
 MAX_SEVERITY = 5
 
 
+@functools.cache
 def severity_table() -> dict[str, list[float]]:
     text = (resources.files("rsbench") / "corruptions" / "severities.yaml").read_text()
     return yaml.safe_load(text)

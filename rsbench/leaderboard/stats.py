@@ -53,17 +53,7 @@ def paired_difference(a: Counts, b: Counts, summary: Callable[[dict[str, float]]
                       convention: str = "nanmean", n_boot: int = 1000, seed: int = 0,
                       level: float = 0.95) -> tuple[float, float, float]:
     """(a - b, low, high): both resampled with the same images (they must be scored on the same samples)."""
-    n = next(iter(a.values()))[0].shape[0]
-    if next(iter(b.values()))[0].shape[0] != n or set(a) != set(b):
-        raise ValueError("a paired comparison needs the same samples and conditions")
-    diff = _summary_value(a, slice(None), summary, convention) - _summary_value(b, slice(None), summary, convention)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, n)
-        draws.append(_summary_value(a, rows, summary, convention) - _summary_value(b, rows, summary, convention))
-    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return diff, float(lo), float(hi)
+    return paired_difference_runs([a], [b], summary, convention, n_boot, seed, level)
 
 
 def paired_difference_runs(a: list[Counts], b: list[Counts], summary: Callable[[dict[str, float]], float] = average,
@@ -72,7 +62,7 @@ def paired_difference_runs(a: list[Counts], b: list[Counts], summary: Callable[[
     """Mean over seed pairs of (a - b), resampling seed pairs and images (the same images for every run).
 
     ``a[s]`` and ``b[s]`` are the counts of seed ``s`` of two methods on the same samples. With one pair this
-    is ``paired_difference``; with several, the interval holds both the seed and the image variation.
+    resamples images only; with several, the interval holds both the seed and the image variation.
     """
     if not a or len(a) != len(b):
         raise ValueError("a paired comparison over seeds needs the same seeds for both methods")
@@ -89,7 +79,7 @@ def paired_difference_runs(a: list[Counts], b: list[Counts], summary: Callable[[
 
     value = diff(range(k), slice(None))
     rng = np.random.default_rng(seed)
-    draws = [diff(rng.integers(0, k, k), rng.integers(0, n, n)) for _ in range(n_boot)]
+    draws = [diff(rng.integers(0, k, k) if k > 1 else [0], rng.integers(0, n, n)) for _ in range(n_boot)]
     lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return value, float(lo), float(hi)
 

@@ -21,7 +21,6 @@ from rsbench.errors import ConfigError
 
 ALIASES = {"all-subsets": "emm"}
 """Other names of shipped cards."""
-KINDS = ("full", "subsets", "rmm", "noise", "corruptions")
 
 
 @dataclass(frozen=True)

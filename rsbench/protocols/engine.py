@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from rsbench.data import SegmentationDataset
 from rsbench.data.transforms import collate
 from rsbench.errors import ConfigError
-from rsbench.metrics import SegmentationMetric
+from rsbench.metrics import SegmentationMetric, confusion_matrix
 from rsbench.models import MultiModalSegmentor
 from rsbench.protocols.card import ProtocolCard, load_protocol
 from rsbench.protocols.conditions import Condition, conditions
@@ -204,19 +204,19 @@ def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
     return model(inputs, present)
 
 
-def per_image_counts(pred: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255) -> tuple[Tensor, Tensor]:
-    """Per image and class: intersection and union pixel counts (int32 ``[B, K]`` each), ignore excluded.
+def per_image_confusion(pred: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+    """One confusion matrix per image, ``[B, K, K]`` (``rsbench.metrics.confusion_matrix``: labels checked).
 
-    Saved beside each record so statistics over images (bootstrap intervals) need no model.
+    The metric bank adds their sum and the record keeps each image's intersections and unions, so
+    every image is counted once.
     """
-    b, k = labels.shape[0], num_classes
-    valid = labels != ignore_index
-    offset = torch.arange(b, device=labels.device).view(b, 1, 1) * (k * k)
-    idx = (offset + labels.clamp(0, k - 1) * k + pred)[valid]
-    cm = torch.bincount(idx, minlength=b * k * k).view(b, k, k)
-    inter = cm.diagonal(dim1=1, dim2=2)
-    union = cm.sum(1) + cm.sum(2) - inter
-    return inter.int().cpu(), union.int().cpu()
+    return torch.stack([confusion_matrix(p, t, num_classes, ignore_index) for p, t in zip(pred, labels, strict=True)])
+
+
+def intersections_unions(cms: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image and class: intersection and union pixel counts (int32 ``[B, K]`` each)."""
+    inter = cms.diagonal(dim1=1, dim2=2)
+    return inter.int().cpu(), (cms.sum(1) + cms.sum(2) - inter).int().cpu()
 
 
 def _argmax(logits: Tensor) -> Tensor:
@@ -286,9 +286,9 @@ def run_protocol(
                 outputs = ((c, _naive_logits(batch, c, card.fill)) for c in conds)
             for cond, logits in outputs:
                 _check_logits(logits, labels, k)
-                pred = _argmax(logits)
-                bank[cond.key].update(pred, labels)
-                per_image[cond.key].append(per_image_counts(pred, labels, k))
+                cms = per_image_confusion(_argmax(logits), labels, k)
+                bank[cond.key].add(cms.sum(0))
+                per_image[cond.key].append(intersections_unions(cms))
             sample_ids.extend(ids)
     finally:
         if bar is not None:

@@ -71,10 +71,6 @@ class FoldedHead:
             self._zero[key] = self.term(list(model.encoder(torch.zeros_like(like[:1]))))
         return self._zero[key]
 
-    def logits(self, pre: Tensor, out_size: Sequence[int]) -> Tensor:
-        """BatchNorm (folded with the bias), ReLU, classifier and upsampling of a summed pre-activation map."""
-        return self.logits_affine(pre, self.scale, self.shift, out_size)
-
     def logits_affine(self, total: Tensor, mult: Tensor, add: Tensor, out_size: Sequence[int]) -> Tensor:
         """``relu(total * mult + add)``, the classifier and upsampling (``mult``/``add`` fold the weights and BN)."""
         x = torch.addcmul(add, total, mult).relu_().contiguous(memory_format=torch.channels_last)
