@@ -124,6 +124,10 @@ class HPDMLoss(nn.Module):
     ``pairing`` in ``forward`` (an ``[M]`` draw or a ``[B, S, M]`` table) overrides the configured scheme.
     """
 
+    consumes = {"student_feats": "features", "teacher_feats": "teacher_features", "labels": "labels",
+                "pairing": "pairing", "slot_present": "slot_present"}
+    """Step inputs passed to ``forward``, by parameter name (``rsbench.training.step``)."""
+
     def __init__(self, num_classes: int, pairing: str = "shuffle", norm: str = "mean", ignore_index: int = 255) -> None:
         super().__init__()
         if pairing not in PAIRINGS:

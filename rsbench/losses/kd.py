@@ -27,6 +27,9 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
 class KDLoss(nn.Module):
     """Logit KD module; ``forward(student_logits, teacher_logits) -> scalar``."""
 
+    consumes = {"student_logits": "logits", "teacher_logits": "teacher_logits"}
+    """Step inputs passed to ``forward``, by parameter name (``rsbench.training.step``)."""
+
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = temperature

@@ -51,6 +51,9 @@ def ohem_cross_entropy(
 class OhemCrossEntropy(nn.Module):
     """OHEM cross-entropy module; ``forward(logits [B,K,H,W], labels [B,H,W]) -> scalar``."""
 
+    consumes = {"logits": "logits", "labels": "labels"}
+    """Step inputs passed to ``forward``, by parameter name (``rsbench.training.step``)."""
+
     def __init__(self, thresh: float = 0.7, min_kept_div: int = 16, ignore_index: int = 255) -> None:
         super().__init__()
         if not 0.0 < thresh <= 1.0:
@@ -64,6 +67,9 @@ class OhemCrossEntropy(nn.Module):
 @LOSSES.register("ce")
 class CrossEntropy(nn.Module):
     """Mean cross-entropy over valid pixels; 0 (not NaN) when every pixel is ignored."""
+
+    consumes = {"logits": "logits", "labels": "labels"}
+    """Step inputs passed to ``forward``, by parameter name (``rsbench.training.step``)."""
 
     def __init__(self, ignore_index: int = 255) -> None:
         super().__init__()

@@ -211,6 +211,10 @@ def rrm_loss(
 class RRMLoss(nn.Module):
     """RRM module; ``forward(student_feats, teacher_feats, generator, pairing, noise, slot_present)``."""
 
+    consumes = {"student_feats": "features", "teacher_feats": "teacher_features", "generator": "noise_generator",
+                "pairing": "pairing", "slot_present": "slot_present"}
+    """Step inputs passed to ``forward``, by parameter name (``rsbench.training.step``)."""
+
     def __init__(
         self,
         pairing: str = "same",
