@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from rsbench.console import console
-from rsbench.evaluation import EvalResult
+
+if TYPE_CHECKING:
+    from rsbench.evaluation import EvalResult
 
 
 def result_table(result: EvalResult, title: str) -> Table:
