@@ -1,0 +1,459 @@
+"""A catalogue of bad inputs, each run through the real CLI.
+
+Every row must end with exactly one non-empty stderr line ``rsbench: error: ...`` (no traceback), the
+expected message, the expected exit code, and nothing written: no new, changed or removed file or folder
+in the working folder, the shared runs, data and records of this module, or the generated-data cache.
+
+How to add a row: append ``Row(id, setup, expect)`` to ``ROWS`` (``code=`` when the exit code is not 2,
+``via="subprocess"`` to run ``python -m rsbench`` instead of Typer's in-process runner, ``marks=`` for a
+strict xfail). ``setup(ctx)`` makes the bad input inside ``ctx.tmp`` (an empty folder that is also the
+working directory) from the module's tiny artefacts (``ctx.art``: checkpoints, a DELIVER-layout folder,
+a record with its ``.npz``, cards) and returns the command line after ``rsbench``. ``expect`` is a regex
+searched in the single error line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from rsbench.cli import app
+from tests.conftest import TINY_SYNTH, write_card
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------------------------------------- artefacts
+@dataclass(frozen=True)
+class Artefacts:
+    """Made once per module: tiny runs, a DELIVER-layout folder, a record, cards."""
+
+    root: Path
+    card: Path  # tiny teacher card
+    student: Path  # tiny student card (kd from the tiny teacher)
+    ckpt: Path  # teacher on deliver-synth, all modalities
+    ckpt_muses: Path  # teacher on muses-synth
+    ckpt_rgbd: Path  # teacher on deliver-synth, rgb+depth only
+    data: Path  # DELIVER layout, 32 px, 2 train / 2 val / 1 test
+    record: Path  # an emm record of ``ckpt`` (with its .npz)
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    art: Artefacts
+
+    @property
+    def marker(self) -> Path:
+        """The file a malicious pickle tries to create."""
+        return self.tmp / "PWNED"
+
+
+class Evil:
+    """Unpickling this object creates ``path`` (``open(path, "w")``): code from the file would run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def _cli(*args: object) -> None:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory: pytest.TempPathFactory, synth_cache: Path) -> Artefacts:
+    from rsbench.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("bad-input-artefacts")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RSBENCH_CACHE", str(synth_cache))
+    try:
+        card = write_card(root / "tiny.yaml")
+        student = write_card(root / "student.yaml", stage="student", teacher=str(card), modality_dropout=True,
+                             losses={"ohem_ce": 1.0, "kd": 1.0})
+        quick = ("-p", "quick", "--iters", "2")
+        _cli("train", card, "-d", "deliver-synth", *quick, "--out", root / "run")
+        _cli("train", card, "-d", "muses-synth", *quick, "--out", root / "run-muses")
+        _cli("train", card, "-d", "deliver-synth", *quick, "--modalities", "rgb,depth", "--out", root / "run-rgbd")
+        _cli("eval", "--checkpoint", root / "run" / "last.pt", "--protocol", "emm", "--out", root / "rec" / "emm.json")
+        synthesize("deliver", root / "deliver", size=32, n_train=2, n_val=2, n_test=1, seed=0)
+    finally:
+        mp.undo()
+    return Artefacts(root, card, student, root / "run" / "last.pt", root / "run-muses" / "last.pt",
+                     root / "run-rgbd" / "last.pt", root / "deliver", root / "rec" / "emm.json")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def data_copy(ctx: Ctx) -> Path:
+    """A private copy of the DELIVER-layout folder to break."""
+    dest = ctx.tmp / "deliver"
+    shutil.copytree(ctx.art.data, dest)
+    return dest
+
+
+def val_file(root: Path, folder: str) -> Path:
+    """The first val file of a DELIVER top folder (img, hha, event, lidar, semantic)."""
+    return sorted((root / folder).glob("*/val/*/*.png"))[0]
+
+
+def eval_on(root: Path, ctx: Ctx) -> list[object]:
+    """Score the module's checkpoint on a DELIVER folder (the default record path lies in the shared run)."""
+    return ["eval", "--checkpoint", ctx.art.ckpt, "-d", "deliver", "--root", root]
+
+
+def with_data(change: Callable[[Path], None]) -> Callable[[Ctx], list[object]]:
+    """A setup that breaks a copy of the data with ``change`` and evaluates on it."""
+
+    def setup(ctx: Ctx) -> list[object]:
+        root = data_copy(ctx)
+        change(root)
+        return eval_on(root, ctx)
+
+    return setup
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    from rsbench.io import write_png as _write
+
+    _write(path, img)
+
+
+def card_file(ctx: Ctx, name: str = "card.yaml", text: str | None = None, **overrides: Any) -> Path:
+    """A tiny card in ``ctx.tmp``: raw ``text``, or the tiny teacher card with ``overrides``."""
+    path = ctx.tmp / name
+    if text is not None:
+        path.write_text(text)
+        return path
+    return write_card(path, **overrides)
+
+
+def train_card(path: Path, ctx: Ctx, *extra: object) -> list[object]:
+    return ["train", path, "-d", "deliver-synth", "-p", "quick", "--out", ctx.tmp / "out", *extra]
+
+
+def train_opts(*extra: object) -> Callable[[Ctx], list[object]]:
+    """``rsbench train <tiny card> ... <extra>``."""
+    return lambda ctx: train_card(ctx.art.card, ctx, *extra)
+
+
+def student_with(teacher: Callable[[Ctx], Path]) -> Callable[[Ctx], list[object]]:
+    return lambda ctx: train_card(ctx.art.student, ctx, "--teacher", teacher(ctx))
+
+
+def bad_ckpt(make: Callable[[Ctx, Path], None], name: str = "bad.pt") -> Callable[[Ctx], Path]:
+    def path(ctx: Ctx) -> Path:
+        p = ctx.tmp / name
+        make(ctx, p)
+        return p
+
+    return path
+
+
+def _truncated(ctx: Ctx, p: Path) -> None:
+    data = ctx.art.ckpt.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def _evil(ctx: Ctx, p: Path) -> None:
+    torch.save({"model": Evil(ctx.marker), "card": {}}, p)
+
+
+def _not_rsbench(ctx: Ctx, p: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, p)
+
+
+def record_copy(ctx: Ctx, change: Callable[[dict], Any] | None = None, text: str | None = None,
+                npz: bool = True) -> Path:
+    """A copy of the module's record (and .npz) in ``ctx.tmp/records``, changed or replaced by ``text``."""
+    folder = ctx.tmp / "records"
+    folder.mkdir()
+    dest = folder / "emm.json"
+    if npz:
+        shutil.copyfile(ctx.art.record.with_suffix(".npz"), dest.with_suffix(".npz"))
+    if text is not None:
+        dest.write_text(text)
+        return dest
+    rec = json.loads(ctx.art.record.read_text())
+    if change is not None:
+        change(rec)
+    dest.write_text(json.dumps(rec))
+    return dest
+
+
+def _drop(key: str) -> Callable[[dict], None]:
+    return lambda rec: rec.pop(key)
+
+
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda rec: rec.__setitem__(key, value)
+
+
+def _truncated_json(ctx: Ctx) -> Path:
+    text = ctx.art.record.read_text()
+    return record_copy(ctx, text=text[: len(text) // 2])
+
+
+# --------------------------------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class Row:
+    id: str
+    setup: Callable[[Ctx], Sequence[object]]
+    expect: str
+    code: int = 2
+    via: str = "runner"
+    marks: tuple = field(default=())
+
+
+CLI_WORK = "validation of CLI options is owned by the CLI work (rsbench/validate.py)"
+ROWS: list[Row] = [
+    # ---- data
+    Row("data-root-missing", lambda c: ["data", "check", "-d", "deliver", "--root", c.tmp / "nope"],
+        r"deliver not found at .*nope.*deliver-synth"),
+    Row("data-root-without-layout", lambda c: eval_on(c.tmp, c), r"deliver not found at"),
+    Row("data-real-without-root", lambda c: ["eval", "--checkpoint", c.art.ckpt, "-d", "deliver"],
+        r"deliver needs --root"),
+    Row("data-unknown-dataset", lambda c: ["eval", "--checkpoint", c.art.ckpt, "-d", "delivr"],
+        r"unknown dataset 'delivr'; did you mean deliver"),
+    Row("data-split-empty", with_data(lambda r: [shutil.rmtree(d) for d in (r / "img").glob("*/val")]),
+        r"split 'val' is empty under"),
+    Row("data-truncated-png", with_data(lambda r: val_file(r, "lidar").write_bytes(
+        val_file(r, "lidar").read_bytes()[:60])), r"unreadable or truncated image: .*lidar_front\.png"),
+    Row("data-zero-byte-png", with_data(lambda r: val_file(r, "hha").write_bytes(b"")),
+        r"unreadable or truncated image: .*depth_front\.png"),
+    Row("data-zero-byte-rgb", with_data(lambda r: val_file(r, "img").write_bytes(b"")),
+        r"not a PNG file: .*rgb_front\.png"),
+    Row("data-wrong-size", with_data(lambda r: write_png(val_file(r, "event"), np.zeros((16, 16), np.uint8))),
+        r"event_front\.png: size 16x16 differs from the RGB 32x32"),
+    Row("data-label-out-of-range", with_data(lambda r: write_png(val_file(r, "semantic"),
+                                                                 np.full((32, 32), 200, np.uint8))),
+        r"raw label id 200 out of range"),
+    Row("data-label-16-bit", with_data(lambda r: write_png(val_file(r, "semantic"), np.ones((32, 32), np.uint16))),
+        r"expected an 8-bit PNG"),
+    Row("data-missing-partner", with_data(lambda r: val_file(r, "hha").unlink()),
+        r"missing file: .*hha/.*depth_front\.png"),
+    Row("data-check-unknown-split",
+        lambda c: ["data", "check", "-d", "deliver", "--root", c.art.data, "--splits", "train,dev"],
+        r"unknown split 'dev'"),
+    Row("data-synth-out-not-empty",
+        lambda c: (c.tmp.joinpath("keep.txt").write_text("x"),
+                   ["data", "synth", "--like", "deliver", "--out", c.tmp])[1],
+        r"not an empty folder"),
+    Row("data-synth-bad-size", lambda c: ["data", "synth", "--like", "deliver", "--out", c.tmp / "s", "--size", "30"],
+        r"size must be a multiple of 8"),
+    # ---- method and protocol cards
+    Row("card-unknown-key", lambda c: train_card(card_file(c, lr_rate=0.1), c),
+        r"card\.yaml: unknown key 'lr_rate' \(did you mean 'lr'\?\)"),
+    Row("card-wrong-type", lambda c: train_card(card_file(c, iters="many"), c),
+        r"card key 'iters': expected an integer, got 'many'"),
+    Row("card-wrong-literal", lambda c: train_card(card_file(c, fill="mean"), c),
+        r"card key 'fill': 'mean' is not one of drop, zero"),
+    Row("card-renamed-key", lambda c: train_card(card_file(c, missing="zero"), c),
+        r"card key 'missing' is now called 'fill'"),
+    Row("card-invalid-yaml", lambda c: train_card(card_file(c, text="model: [unclosed\nlr: 1\n"), c),
+        r"card\.yaml: not valid YAML"),
+    Row("card-not-a-mapping", lambda c: train_card(card_file(c, text="- teacher\n- quick\n"), c),
+        r"a card must be a mapping"),
+    Row("card-empty-file", lambda c: train_card(card_file(c, text=""), c), r"a card must be a mapping"),
+    Row("card-profiles-not-a-mapping", lambda c: train_card(card_file(c, text="model: x\nprofiles: 3\n"), c),
+        r"'profiles' must be a mapping"),
+    Row("card-file-missing", lambda c: train_card(c.tmp / "nope.yaml", c), r"card file not found: .*nope\.yaml"),
+    Row("card-unknown-method", lambda c: ["train", "teachr", "-d", "deliver-synth"],
+        r"unknown method 'teachr'; did you mean teacher"),
+    Row("card-unknown-profile", lambda c: ["train", c.art.card, "-d", "deliver-synth", "-p", "fast"],
+        r"unknown profile 'fast'"),
+    Row("card-unknown-loss", lambda c: train_card(card_file(c, losses={"ohem_ce": 1.0, "focal": 1.0}), c),
+        r"unknown loss 'focal'"),
+    Row("card-unknown-model", lambda c: train_card(card_file(c, model="segformer_mit_b9"), c),
+        r"unknown model 'segformer_mit_b9'"),
+    Row("card-teacher-with-kd", lambda c: train_card(card_file(c, losses={"ohem_ce": 1.0, "kd": 1.0}), c),
+        r"losses \['kd'\] need a teacher"),
+    Row("protocol-unknown", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--protocol", "emmm"],
+        r"unknown protocol 'emmm'"),
+    Row("protocol-card-unknown-key",
+        lambda c: ["eval", "--checkpoint", c.art.ckpt, "--protocol",
+                   card_file(c, "p.yaml", text="kind: subsets\nfill: zero\nsed: 3\n")],
+        r"p\.yaml: unknown key 'sed'"),
+    Row("protocol-card-invalid-yaml",
+        lambda c: ["eval", "--checkpoint", c.art.ckpt, "--protocol", card_file(c, "p.yaml", text="kind: [\n")],
+        r"p\.yaml: not valid YAML"),
+    # ---- checkpoints
+    Row("ckpt-missing", lambda c: ["eval", "--checkpoint", c.tmp / "nope.pt"], r"checkpoint not found: .*nope\.pt"),
+    Row("ckpt-truncated", lambda c: ["eval", "--checkpoint", bad_ckpt(_truncated)(c)],
+        r"bad\.pt: not a readable rsbench checkpoint"),
+    Row("ckpt-zero-byte", lambda c: ["eval", "--checkpoint", bad_ckpt(lambda c, p: p.write_bytes(b""))(c)],
+        r"bad\.pt: not a readable rsbench checkpoint"),
+    Row("ckpt-not-rsbench", lambda c: ["eval", "--checkpoint", bad_ckpt(_not_rsbench)(c)],
+        r"bad\.pt: not an rsbench checkpoint"),
+    Row("ckpt-other-dataset", lambda c: ["eval", "--checkpoint", c.art.ckpt_muses, "-d", "deliver-synth"],
+        r"trained on muses-synth .* deliver-synth"),
+    Row("ckpt-other-modalities", lambda c: ["eval", "--checkpoint", c.art.ckpt, "-d", "muses-synth"],
+        r"trained on deliver-synth .* muses-synth"),
+    Row("teacher-other-dataset", student_with(lambda c: c.art.ckpt_muses), r"trained on other modalities/classes"),
+    Row("teacher-other-modality-set", student_with(lambda c: c.art.ckpt_rgbd), r"trained on other modalities"),
+    Row("teacher-truncated", student_with(bad_ckpt(_truncated)), r"not a readable rsbench checkpoint"),
+    Row("ckpt-code-in-pickle", lambda c: ["eval", "--checkpoint", bad_ckpt(_evil)(c)],
+        r"bad\.pt: refused to load: .*weights-only"),
+    Row("teacher-code-in-pickle", student_with(bad_ckpt(_evil)), r"bad\.pt: refused to load: .*weights-only"),
+    Row("weights-code-in-pickle",
+        lambda c: ["eval", "--weights", bad_ckpt(_evil)(c), "--model", "segformer_mit_test", "-d", "deliver-synth"],
+        r"bad\.pt: refused to load: .*weights-only"),
+    Row("ckpt-code-in-pickle-subprocess", lambda c: ["eval", "--checkpoint", bad_ckpt(_evil)(c)],
+        r"bad\.pt: refused to load: .*weights-only", via="subprocess"),
+    Row("weights-other-model",
+        lambda c: ["eval", "--weights", c.art.ckpt, "--model", "segformer_mit_b0", "-d", "deliver-synth",
+                   "--embed-dim", "16"],
+        r"does not fit"),
+    Row("resume-other-card",
+        lambda c: (shutil.copytree(c.art.ckpt.parent, c.tmp / "out"),
+                   train_card(c.art.card, c, "--resume", "--lr", "0.5"))[1],
+        r"cannot resume .*another card"),
+    Row("resume-nothing", train_opts("--resume"), r"checkpoint not found: .*out/last\.pt"),
+    Row("out-holds-a-run",
+        lambda c: (shutil.copytree(c.art.ckpt.parent, c.tmp / "out"), train_card(c.art.card, c))[1],
+        r"last\.pt exists: pass --resume"),
+    # ---- command-line options
+    Row("iters-zero", train_opts("--iters", "0"), r"--iters must be .*(positive|>= ?1)",
+        marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("iters-negative", train_opts("--iters", "-3"), r"--iters must be .*(positive|>= ?1)",
+        marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("lr-nan", train_opts("--lr", "nan"), r"--lr must be", marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("batch-size-zero", train_opts("--batch-size", "0"), r"--batch-size must be",
+        marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("modalities-empty", train_opts("--modalities", ","), r"--modalities",
+        marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("modalities-unknown", train_opts("--modalities", "rgb,sonar"),
+        r"bad modalities \['rgb', 'sonar'\] \(choose from rgb, depth, event, lidar"),
+    Row("stage-unknown", train_opts("--stage", "both"), r"--stage must be teacher or student"),
+    Row("out-unwritable",
+        lambda c: (c.tmp.joinpath("file").write_text("x"),
+                   ["train", c.art.card, "-d", "deliver-synth", "-p", "quick", "--out", c.tmp / "file" / "run"])[1],
+        r"--out", marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("eval-unknown-split", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--split", "dev"],
+        r"unknown split 'dev'"),
+    Row("eval-unknown-fill", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--fill", "mean"], r"unknown fill 'mean'"),
+    Row("eval-unknown-convention", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--convention", "mean"],
+        r"convention"),
+    Row("eval-batch-size-zero", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--batch-size", "0"],
+        r"--batch-size must be", marks=(pytest.mark.xfail(strict=True, reason=CLI_WORK),)),
+    Row("eval-checkpoint-and-weights", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--weights", c.art.ckpt],
+        r"give exactly one of --checkpoint"),
+    Row("eval-record-exists", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--out", c.art.record],
+        r"records are never rewritten"),
+    # ---- records
+    Row("compare-missing-field", lambda c: ["compare", record_copy(c, _drop("summary"))],
+        r"emm\.json: field 'summary' is missing"),
+    Row("compare-wrong-type", lambda c: ["compare", record_copy(c, _set("num_samples", "4"))],
+        r"emm\.json: field 'num_samples' has type str"),
+    Row("compare-truncated-json", lambda c: ["compare", _truncated_json(c)], r"unreadable record .*emm\.json"),
+    Row("compare-missing-npz", lambda c: ["compare", record_copy(c, npz=False)], r"emm\.npz"),
+    Row("compare-garbage-npz",
+        lambda c: (p := record_copy(c), p.with_suffix(".npz").write_bytes(b"PK\x03\x04 not a zip"), ["compare", p])[-1],
+        r"emm\.npz"),
+    Row("compare-no-such-path", lambda c: ["compare", c.tmp / "nope.json"], r"no record or folder at .*nope\.json"),
+    Row("leaderboard-add-missing-field",
+        lambda c: ["leaderboard", "add", record_copy(c, _drop("dataset")), "--root", c.tmp / "lb"],
+        r"emm\.json: field 'dataset' is missing"),
+    Row("leaderboard-add-missing-npz",
+        lambda c: ["leaderboard", "add", record_copy(c, npz=False), "--root", c.tmp / "lb"], r"emm\.npz"),
+    Row("leaderboard-add-summary-not-number",
+        lambda c: ["leaderboard", "add", record_copy(c, lambda r: r["summary"].__setitem__("avg", "high")),
+                   "--root", c.tmp / "lb"],
+        r"field 'summary\.avg' is not a number"),
+    Row("plot-truncated-json", lambda c: ["plot", _truncated_json(c), "--out", c.tmp / "plots"],
+        r"unreadable record"),
+    Row("plot-wrong-type", lambda c: ["plot", record_copy(c, _set("conditions", [])), "--out", c.tmp / "plots"],
+        r"field 'conditions' has type list"),
+    Row("plot-not-a-record", lambda c: ["plot", record_copy(c, text="[1, 2]"), "--out", c.tmp / "plots"],
+        r"a record must be a JSON object", via="subprocess"),
+]
+
+
+# -------------------------------------------------------------------------------------------------- check
+def snapshot(roots: Sequence[Path]) -> dict[str, str]:
+    """Every file (content hash) and folder under ``roots``."""
+    out = {}
+    for root in roots:
+        for p in sorted(root.rglob("*")):
+            out[str(p)] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def invoke(args: list[str], via: str, cwd: Path) -> tuple[int, str, BaseException | None]:
+    """(exit code, stderr, an exception other than SystemExit) of one CLI call."""
+    if via == "subprocess":
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-m", "rsbench", *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=300)
+        return proc.returncode, proc.stderr, None
+    result = runner.invoke(app, args)
+    exc = None if result.exception is None or isinstance(result.exception, SystemExit) else result.exception
+    return result.exit_code, result.stderr, exc
+
+
+def test_catalogue_is_large_and_ids_unique() -> None:
+    ids = [r.id for r in ROWS]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id, marks=r.marks) for r in ROWS])
+def test_bad_input(row: Row, art: Artefacts, tmp_path: Path, synth_cache: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = Ctx(tmp_path / "work", art)
+    ctx.tmp.mkdir()
+    args = [str(a) for a in row.setup(ctx)]
+    monkeypatch.chdir(ctx.tmp)
+    roots = [ctx.tmp, art.root, synth_cache]
+    before = snapshot(roots)
+    code, stderr, exc = invoke(args, row.via, ctx.tmp)
+    after = snapshot(roots)
+
+    assert exc is None, f"{type(exc).__name__}: {exc}"
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rsbench: error: "), stderr
+    assert re.search(row.expect, lines[0]), lines[0]
+    assert code == row.code, lines[0]
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"written on bad input: {changed}"
+    assert not ctx.marker.exists(), "code from a checkpoint ran"
+
+
+def test_the_malicious_checkpoint_would_run_code(tmp_path: Path) -> None:
+    """The pickle rows are meaningful: loading this file without weights_only creates the marker."""
+    ctx = Ctx(tmp_path, None)  # type: ignore[arg-type]
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil(ctx.marker), "card": {}}, path)
+    assert not ctx.marker.exists()
+    torch.load(path, weights_only=False)
+    assert ctx.marker.exists()
+
+
+def test_the_record_copies_are_valid_unchanged(art: Artefacts, tmp_path: Path) -> None:
+    """The record rows fail for the change they make: an unchanged copy is accepted by compare."""
+    ctx = Ctx(tmp_path, art)
+    result = runner.invoke(app, ["compare", str(record_copy(ctx)), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_data_copy_is_valid_unchanged(art: Artefacts) -> None:
+    result = runner.invoke(app, ["data", "check", "-d", "deliver", "--root", str(art.data)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(art.card.read_text())["profiles"]["quick"]["synth"] == TINY_SYNTH
