@@ -18,6 +18,7 @@ from rsbench.cards import MethodCard, card_from_dict
 from rsbench.data import SegmentationDataset
 from rsbench.errors import ConfigError
 from rsbench.models import MultiModalSegmentor, create_model
+from rsbench.models.checkpoint import torch_load_weights_only
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -65,10 +66,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ConfigError(f"{path}: not a readable rsbench checkpoint ({type(exc).__name__})") from None
+    ckpt = torch_load_weights_only(path, "rsbench checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "card" not in ckpt:
         raise ConfigError(f"{path}: not an rsbench checkpoint (no model/card entries)")
     return ckpt

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +32,28 @@ from rsbench.errors import ConfigError
 from rsbench.models.segmentor import MultiModalSegmentor
 
 _SHOW = 8
+
+
+def torch_load_weights_only(path: Path, what: str = "torch checkpoint") -> object:
+    """``torch.load(path, weights_only=True)`` on CPU; every failure is one short :class:`ConfigError` line.
+
+    Why not torch's own message: it spans a dozen lines and suggests ``weights_only=False``, which would run
+    the code a malicious pickle carries. A file that needs anything beyond tensors and plain containers is
+    refused by name (the global it asks for), a truncated or corrupt file is called unreadable.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - zip, EOF, pickle and storage errors: a file we will not use
+        text = str(exc)
+        if isinstance(exc, pickle.UnpicklingError) and ("Unsupported global" in text or "reduce" in text):
+            found = re.search(r"GLOBAL (\S+)", text)
+            asks = f" (it asks for {found.group(1)})" if found else ""
+            raise ConfigError(
+                f"{path}: refused to load: it holds Python objects other than tensors{asks}, which could run "
+                "code; rsbench reads checkpoints weights-only"
+            ) from None
+        raise ConfigError(f"{path}: not a readable {what} for weights-only loading, truncated or corrupt "
+                          f"({type(exc).__name__})") from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -46,10 +70,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             raise ConfigError(f"{p} is a .safetensors file; install the 'safetensors' package") from None
         obj: object = load_file(str(p), device="cpu")
     else:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle, zip and unsafe-global errors all mean "not a weights file"
-            raise ConfigError(f"cannot read {p} as a weights-only torch checkpoint: {e}") from None
+        obj = torch_load_weights_only(p)
     while isinstance(obj, Mapping):
         inner = next((obj[k] for k in ("state_dict", "model") if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
