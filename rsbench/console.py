@@ -1,7 +1,42 @@
-"""One shared rich console, so output can be captured and styled consistently."""
+"""One shared rich console, so output can be captured and styled consistently.
+
+In a terminal rich wraps lines to the window. Outside one (a CI log, ``| tee``, a file) nothing
+is wrapped or cut: a path, a record name or a subset name stays whole on its line, where it
+can be copied and searched; tables take the width their cells need.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
+from collections.abc import Iterable
 
-console = Console(highlight=False)
+from rich.console import Console
+from rich.table import Table
+
+LOG_WIDTH = 1000
+"""Columns assumed when the output is not a terminal: wider than any table rsbench prints."""
+
+
+def make_console(file: object | None = None) -> Console:
+    """A console that wraps in a terminal and never wraps or truncates elsewhere."""
+    probe = Console(file=file)  # type: ignore[arg-type]
+    if probe.is_terminal:
+        return Console(file=file, highlight=False)  # type: ignore[arg-type]
+    return Console(file=file, highlight=False, width=LOG_WIDTH, soft_wrap=True)  # type: ignore[arg-type]
+
+
+def is_interactive() -> bool:
+    """Whether the shared console writes to a terminal (live bars) or to a log (plain progress lines)."""
+    return console.is_terminal
+
+
+console = make_console()
+
+
+def add_name_column(table: Table, header: str, names: Iterable[str]) -> None:
+    """A table's first column of names (modality subsets, methods, protocols) that is never cut with "…".
+
+    At least as wide as its longest name; in a terminal too narrow even for that, a name folds onto
+    a second line rather than losing its end (``rgb+depth+ev…`` would hide which subset it is).
+    """
+    width = max([len(header), *(len(str(n)) for n in names)])
+    table.add_column(header, min_width=width, overflow="fold")

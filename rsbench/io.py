@@ -2,7 +2,9 @@
 
 OpenCV is used because Pillow cannot hold 3-channel 16-bit PNGs (MUSES lidar) and
 decodes large PNGs more slowly. OpenCV works in BGR; everything here speaks RGB.
-Writes are atomic (temporary file + rename) so a crash never leaves half a file.
+Writes are atomic (temporary file + rename) so a crash never leaves half a file, and the file
+gets the permissions of an ordinary ``open()`` under the user's umask (``tempfile.mkstemp``
+creates 0600, which would hide checkpoints and records from a group sharing a run folder).
 """
 
 from __future__ import annotations
@@ -62,13 +64,32 @@ def read_npy(path: str | Path) -> np.ndarray:
         raise DataError(f"unreadable .npy file: {path} ({exc})") from None
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: ``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but rsbench writes from one thread)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Give a finished temporary file the mode ``open()`` would (``0o666 & ~umask``) and rename it to ``path``."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

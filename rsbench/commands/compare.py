@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rsbench.console import console
+from rsbench.console import add_name_column, console
 
 
 def compare_cmd(
@@ -43,7 +43,7 @@ def comparison_table(result: dict, baseline: str | None) -> Table:
 
     title = f"{result['dataset']}: mIoU [95 % interval]" + (f", difference to {baseline}" if baseline else "")
     table = Table(title=title + (f"  ({result['note']}; forced)" if result["note"] else ""))
-    table.add_column("method")
+    add_name_column(table, "method", result["methods"])
     for p in result["protocols"]:
         table.add_column(p, justify="right")
     cells = result["cells"]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from rsbench.console import console
+from rsbench.console import add_name_column, console
+from rsbench.threads import THREADS_HELP
 
 if TYPE_CHECKING:
     from rsbench.evaluation import EvalResult
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 def result_table(result: EvalResult, title: str) -> Table:
     """Per-subset mIoU with the protocol's summaries below."""
     table = Table(title=title)
-    table.add_column("condition")
+    add_name_column(table, "condition", [*result.subsets, *result.summary])
     table.add_column("mIoU", justify="right")
     table.add_column("pixel acc", justify="right")
     for key, scores in result.subsets.items():
@@ -51,29 +52,50 @@ def eval_cmd(
         None, "--out", help="Record path (default: next to the checkpoint); with several protocols, a folder."),
     plot: Path | None = typer.Option(
         None, "--plot", help="Also write figures here: each record's, and predictions of 3 val samples."),
+    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Evaluate a checkpoint; print per-subset mIoU, mIoU-Avg and mIoU-E(p); write a record."""
     from rsbench.data import create_dataset
     from rsbench.data.transforms import EvalResize
     from rsbench.errors import ConfigError
     from rsbench.evaluation import evaluate
+    from rsbench.metrics import MIOU_CONVENTIONS
     from rsbench.protocols import resolve_protocols
     from rsbench.protocols.engine import resolve_card
     from rsbench.results import record_weights_evaluation
     from rsbench.runs import pick_device
+    from rsbench.threads import apply_threads, choose_threads
+    from rsbench.validate import check_dataset_files, check_device, positive_int
 
+    # parse and validate everything before any compute: a bad input fails here, with nothing written
     if (checkpoint is None) == (weights is None):
         raise ConfigError("give exactly one of --checkpoint (an rsbench run) or --weights (a bare state_dict)")
+    positive_int("--batch-size", batch_size)
+    positive_int("--eval-size", eval_size)
+    thread_choice = choose_threads(threads)
+    check_device(device)
+    if convention not in MIOU_CONVENTIONS:
+        raise ConfigError(f"unknown --convention {convention!r} (choose {' or '.join(MIOU_CONVENTIONS)})")
     cards = [resolve_card(c, fill) for c in resolve_protocols(protocol)]
+    if weights is not None and (model_name is None or dataset is None):
+        raise ConfigError("--weights needs --model (e.g. segformer_mit_b0) and --dataset")
+    source = weights if weights is not None else checkpoint
+    if not source.expanduser().is_file():
+        raise ConfigError(f"{'weights' if weights is not None else 'checkpoint'} not found: {source}")
+    _check_outputs(out, plot, [c.name for c in cards], source.expanduser().parent / "records")
+    if weights is not None:
+        ds = create_dataset(dataset, root=root, split=split,
+                            transform=EvalResize(eval_size) if eval_size else None)
+    else:
+        ds = _checkpoint_dataset(checkpoint, dataset, root, split)
+    check_dataset_files([ds])
+    apply_threads(thread_choice.threads)
+    console.print(thread_choice.describe())
     dev = pick_device(device)
 
     if weights is not None:
-        if model_name is None or dataset is None:
-            raise ConfigError("--weights needs --model (e.g. segformer_mit_b0) and --dataset")
         from rsbench.models import create_model, load_pretrained
 
-        ds = create_dataset(dataset, root=root, split=split,
-                            transform=EvalResize(eval_size) if eval_size else None)
         model = create_model(model_name, modalities=ds.modalities, num_classes=ds.info.num_classes,
                              embed_dim=embed_dim)
         load_pretrained(model, weights)
@@ -98,6 +120,36 @@ def eval_cmd(
     if plot is not None:
         _plots(plot, checkpoint, [(pcard, path) for (_, path), pcard in zip(evaluated, cards, strict=True)], split,
                dataset, root)
+
+
+def _check_outputs(out: Path | None, plot: Path | None, protocols: list[str], default: Path) -> None:
+    """Record and figure destinations are writable and no record would be overwritten (creates nothing)."""
+    from rsbench.errors import ConfigError
+    from rsbench.validate import writable_file, writable_folder
+
+    if out is None:
+        writable_folder(default, "record folder")
+    elif len(protocols) == 1:
+        if writable_file(out).exists():
+            raise ConfigError(f"record {out} exists; records are never rewritten (choose another --out)")
+    else:
+        writable_folder(out)
+        taken = [out / f"{name}.json" for name in protocols if (out / f"{name}.json").exists()]
+        if taken:
+            raise ConfigError(f"record {taken[0]} exists; records are never rewritten (choose another --out)")
+    if plot is not None:
+        writable_folder(plot, "--plot")
+
+
+def _checkpoint_dataset(checkpoint: Path, dataset: str | None, root: Path | None, split: str):  # noqa: ANN202
+    """The split a checkpoint would be scored on (its dataset and modalities unless ``dataset`` is given)."""
+    from rsbench.data import create_dataset
+    from rsbench.runs import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    synth = (ckpt.get("card") or {}).get("synth") or None
+    return create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=synth,
+                          modalities=tuple(ckpt["modalities"]))
 
 
 def _plots(folder: Path, checkpoint: Path, records: list, split: str, dataset: str | None, root: Path | None) -> None:
