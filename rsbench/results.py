@@ -29,7 +29,7 @@ import torch
 
 from rsbench import __version__
 from rsbench.errors import ConfigError
-from rsbench.io import write_text
+from rsbench.io import publish, write_text
 
 SCHEMA_VERSION = 2
 NUMBER = (int, float)
@@ -69,6 +69,7 @@ def provenance(device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
         "torch_version": str(torch.__version__),
         "python": platform.python_version(),
         "device": device,
+        "threads": torch.get_num_threads(),  # CPU float sums depend on it (README: threads)
         "wall_time_s": round(wall_time_s, 3),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,
@@ -165,7 +166,7 @@ def _write_npz(path: Path, per_image: dict[str, Any]) -> None:
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
