@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from rsbench._version import __version__  # noqa: E402 - before the lazy public face
 
 from typing import TYPE_CHECKING, Any
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import types
 import typing
@@ -44,22 +45,11 @@ class MethodCard:
     fill: Literal["drop", "zero"] = "drop"
     """How absent modalities are handled in training: removed from the fusion, or zero-filled (the same
     word and values as protocol cards and records)."""
-    # losses and their weights
-    losses: dict[str, float] = field(default_factory=lambda: {"ohem_ce": 1.0})
+    # losses: each as {weight, option: value}, options checked against the loss's signature
+    losses: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ohem_ce": {"weight": 1.0}})
+    """``{loss name: {"weight": w, <option>: value}}``; a card may write ``name: w`` for the defaults.
+    Resolved on load: every option of the loss is filled in (its default where the card is silent)."""
     modality_dropout: bool = False
-    ohem_thresh: float = 0.7
-    kd_temperature: float = 1.0
-    hpdm_pairing: Literal["same", "shuffle", "random", "random_each"] = "same"
-    """Teacher -> student modality pairing of HPDM (``rsbench.losses._pairing``)."""
-    hpdm_norm: Literal["mean", "count_squared"] = "count_squared"
-    rrm_pairing: Literal["same", "shuffle", "random", "random_each"] = "same"
-    """Pairing of RRM; when equal to ``hpdm_pairing`` both losses share one draw per step."""
-    rrm_form: Literal["released", "logit_grad"] = "released"
-    """``released``: the released RRM computation; ``logit_grad``: the earlier reading (rsbench.losses.rrm)."""
-    rrm_noise_std: Literal["pixel", "map"] = "pixel"
-    rrm_axis: Literal["channel", "height"] = "height"
-    rrm_lambda: float = 1e-5
-    rrm_samples: int = 10
     # optimisation
     lr: float = 6e-5
     weight_decay: float = 0.01
@@ -89,6 +79,15 @@ class MethodCard:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each loss term's weight in the total."""
+        return {name: float(spec["weight"]) for name, spec in self.losses.items()}
+
+    def loss_options(self, name: str) -> dict[str, Any]:
+        """The options of loss ``name`` (everything but its weight)."""
+        return {k: v for k, v in self.losses[name].items() if k != "weight"}
 
     def digest(self) -> str:
         """Short hash of the resolved settings, for provenance and reuse checks."""
@@ -150,6 +149,69 @@ def _describe(hint: Any) -> str:
 RENAMED = {"missing": "fill"}
 """Card keys renamed since checkpoints were first written: old saved cards are read, user cards are told."""
 
+MOVED_INTO_LOSSES = {
+    "ohem_thresh": ("ohem_ce", "thresh"),
+    "kd_temperature": ("kd", "temperature"),
+    "hpdm_pairing": ("hpdm", "pairing"),
+    "hpdm_norm": ("hpdm", "norm"),
+    "rrm_pairing": ("rrm", "pairing"),
+    "rrm_form": ("rrm", "form"),
+    "rrm_noise_std": ("rrm", "noise_std"),
+    "rrm_axis": ("rrm", "axis"),
+    "rrm_lambda": ("rrm", "lam"),
+    "rrm_samples": ("rrm", "n_samples"),
+}
+"""Flat loss keys of earlier cards -> (loss, option): saved cards are converted, user cards are told."""
+
+BUILD_INPUTS = frozenset({"num_classes"})
+"""Loss constructor arguments the training step supplies from the dataset, never from a card."""
+
+
+def _loss_signature(cls: Any) -> dict[str, inspect.Parameter]:
+    params = inspect.signature(cls).parameters
+    return {k: p for k, p in params.items() if k not in BUILD_INPUTS and p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def resolve_losses(raw: Any, where: str) -> dict[str, dict[str, Any]]:
+    """Check a card's ``losses`` against each loss's signature; fill in the defaults.
+
+    Why against the signature: a new loss then needs only its module and a card, and a typo in an
+    option name or a wrong type fails when the card is read, not after the first training step.
+    """
+    from rsbench.losses import LOSSES
+
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: 'losses' must map loss names to a weight or to {{weight, option: value}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in raw.items():
+        cls = LOSSES.get(str(name))
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            spec = {"weight": spec}
+        if not isinstance(spec, dict) or "weight" not in spec:
+            raise ConfigError(f"{where}: card key 'losses.{name}': expected a number (its weight) or a mapping "
+                              f"{{weight, option: value}}, got {spec!r}")
+        params = _loss_signature(cls)
+        hints = typing.get_type_hints(cls.__init__)
+        resolved: dict[str, Any] = {"weight": _check_type(f"losses.{name}.weight", spec["weight"], float)}
+        resolved.update({k: p.default for k, p in params.items() if p.default is not p.empty})
+        for key, value in spec.items():
+            if key == "weight":
+                continue
+            if key not in params:
+                import difflib
+
+                close = difflib.get_close_matches(key, params, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{where}: loss {name!r} has no option {key!r}{hint}; options: {', '.join(params)}")
+            resolved[key] = _check_type(f"losses.{name}.{key}", value, hints.get(key, type(value)))
+        try:  # the loss's own checks (choices, ranges), with a stand-in for what the step supplies
+            cls(**{k: v for k, v in resolved.items() if k != "weight"}, **{k: 2 for k in BUILD_INPUTS
+                                                                           if k in inspect.signature(cls).parameters})
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: loss {name!r}: {exc}") from None
+        out[str(name)] = resolved
+    return out
+
 
 def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str, Any]:
     """Check ``values`` against a card dataclass: unknown keys (with a close match) and wrong types are errors."""
@@ -159,6 +221,13 @@ def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str,
     for key, value in values.items():
         if key in RENAMED and RENAMED[key] in fields:
             raise ConfigError(f"{where}: card key {key!r} is now called {RENAMED[key]!r}")
+        if key in MOVED_INTO_LOSSES and schema is MethodCard:
+            loss, option = MOVED_INTO_LOSSES[key]
+            raise ConfigError(f"{where}: card key {key!r} is now an option of its loss: losses: {{{loss}: "
+                              f"{{weight: W, {option}: {value}}}}}")
+        if key == "losses" and schema is MethodCard:
+            out[key] = resolve_losses(value, where)
+            continue
         if key not in fields:
             import difflib
 
@@ -229,4 +298,13 @@ def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, An
 def card_from_dict(values: dict[str, Any]) -> MethodCard:
     """Rebuild a resolved card saved in a checkpoint or record (older key names are renamed)."""
     values = {RENAMED.get(k, k): v for k, v in values.items()}
+    moved = {k: values.pop(k) for k in list(values) if k in MOVED_INTO_LOSSES}
+    losses = values.get("losses")
+    if moved and isinstance(losses, dict):  # an earlier flat card: fold the options into their losses
+        losses = {n: dict(s) if isinstance(s, dict) else {"weight": s} for n, s in losses.items()}
+        for key, value in moved.items():
+            loss, option = MOVED_INTO_LOSSES[key]
+            if loss in losses:
+                losses[loss].setdefault(option, value)
+        values["losses"] = losses
     return MethodCard(**_validate(values, "saved card"))

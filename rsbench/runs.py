@@ -44,21 +44,56 @@ def finished_run(path: Path, card: MethodCard, dataset: str, fingerprint: str) -
     if not path.is_file():
         return False
     ckpt = load_checkpoint(path)
-    return (bool(ckpt.get("complete")) and ckpt["card"] == card.to_dict() and ckpt["dataset"] == dataset
-            and ckpt["data_fingerprint"] == fingerprint)
+    try:
+        same_card = card_from_dict(ckpt["card"]) == card  # saved cards of earlier versions are converted first
+    except ConfigError:
+        return False
+    return bool(ckpt.get("complete")) and same_card and ckpt["dataset"] == dataset and \
+        ckpt["data_fingerprint"] == fingerprint
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a broken checkpoint."""
+PREVIOUS_SUFFIX = ".prev"
+"""``last.pt.prev``: the checkpoint before the newest, kept so a run always has one good checkpoint."""
+
+
+def _file_mode() -> int:
+    """What ``open()`` would give a new file: 0o666 less the user's umask (mkstemp alone gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
+    """torch.save to a temporary file, flushed to disk, then renamed: a crash never leaves a broken checkpoint.
+
+    ``keep_previous`` moves the checkpoint being replaced to ``<path>.prev`` first, so even a file
+    corrupted after its write (a full disk, a bad copy) leaves the one before it to resume from.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(path.name + PREVIOUS_SUFFIX))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_resumable(path: Path) -> tuple[dict[str, Any], Path]:
+    """The newest readable checkpoint of a run: ``path``, else the previous one (``<path>.prev``)."""
+    previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+    try:
+        return load_checkpoint(path), path
+    except ConfigError:
+        if not previous.is_file():
+            raise
+        return load_checkpoint(previous), previous
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

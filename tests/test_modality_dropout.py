@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from rsbench.modality_dropout import ModalityDropout, expand_mask, sample_modality_mask
+from rsbench.training.modality_dropout import ModalityDropout, expand_mask, sample_modality_mask
 
 M = 4
 N_DRAWS = 8000

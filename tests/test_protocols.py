@@ -159,7 +159,8 @@ def test_folded_logits_equal_the_ordinary_forward_on_a_trained_checkpoint(tmp_pa
     from rsbench.data.transforms import collate
     from rsbench.protocols.engine import _Batch, _FoldedWalk, _naive_logits
     from rsbench.protocols.folded import FoldedHead
-    from rsbench.train import model_from_checkpoint, train
+    from rsbench.runs import model_from_checkpoint
+    from rsbench.training import train
     from tests.conftest import write_card
 
     card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 6})
@@ -195,7 +196,7 @@ def test_every_package_is_listed_for_the_wheel() -> None:
 
 def test_eval_plot_and_plot_command_write_figures(tmp_path: Path) -> None:
     from rsbench.cards import load_card
-    from rsbench.train import train
+    from rsbench.training import train
     from tests.conftest import write_card
 
     card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 2})
@@ -216,7 +217,7 @@ def test_eval_plot_and_plot_command_write_figures(tmp_path: Path) -> None:
 
 def test_checkpoint_on_another_modality_set_is_refused_without_a_record(tmp_path: Path) -> None:
     from rsbench.cards import load_card
-    from rsbench.train import train
+    from rsbench.training import train
     from tests.conftest import write_card
 
     card = load_card(str(write_card(tmp_path / "t.yaml")), "quick", {"iters": 1})

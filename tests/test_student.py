@@ -13,15 +13,9 @@ from typer.testing import CliRunner
 from rsbench.cards import builtin_cards, load_card
 from rsbench.cli import app
 from rsbench.losses import create_loss
-from rsbench.train import (
-    StepOutputs,
-    build_losses,
-    build_model,
-    load_checkpoint,
-    loss_terms,
-    model_from_checkpoint,
-    train,
-)
+from rsbench.runs import build_model, load_checkpoint, model_from_checkpoint
+from rsbench.training import TrainStep, build_losses, train
+from rsbench.training.step import StudentForward
 from tests.conftest import write_card
 
 STUDENT = {"stage": "student", "modality_dropout": True, "description": "tiny test student"}
@@ -85,19 +79,16 @@ def test_teacher_is_frozen_and_feature_losses_give_finite_grads(tiny_teacher: Pa
         if hasattr(loss, "pairing"):
             loss.pairing = "random"  # repeats allowed: exercises pairs that all land on dropped slots
     names = student.modalities
-    gen = torch.Generator().manual_seed(0)
+    step = TrainStep(StudentForward(student), teacher, losses, dict.fromkeys(losses, 1.0), fill=missing,
+                     modality_dropout=False, num_modalities=len(names), seed=0)
     for keep in (0b0001, 0b1010, 0b1111):  # one, two, all kept (bit i = modality i)
         present = torch.tensor([bool(keep >> i & 1) for i in range(len(names))])[None]
         mods = {n: torch.randn(1, 3, 32, 32) for n in names}
-        labels = torch.randint(0, 5, (1, 32, 32))
-        logits, feats = student.forward_features(mods, present)
-        with torch.no_grad():
-            t_logits, t_feats = teacher.forward_features(mods)
-        out = StepOutputs(logits, feats, labels, t_logits, t_feats, present.any(0) if missing == "drop" else None)
-        terms = loss_terms(losses, out, gen)
+        out = step(mods, torch.randint(0, 5, (1, 32, 32)), present=present)
+        terms = {k: v for k, v in out.items() if k != "loss"}
         student.zero_grad()
-        sum(terms.values()).backward()
-        assert all(torch.isfinite(t) for t in terms.values()), terms
+        out["loss"].backward()
+        assert set(terms) == set(losses) and all(torch.isfinite(t) for t in terms.values()), terms
         assert all(p.grad is None for p in teacher.parameters())
         assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
     assert not teacher.training
@@ -107,20 +98,20 @@ def test_teacher_is_frozen_and_feature_losses_give_finite_grads(tiny_teacher: Pa
 def test_pair_tables_drawn_once_per_scheme(tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch, card_name: str,
                                            expected_draws: int) -> None:
     """The paper's reading shares one permutation between HPDM and RRM; the zero recipe draws its own."""
-    import rsbench.train as engine
+    import rsbench.training.step as engine
 
     card = load_card(card_name, "quick")
-    losses = build_losses(card, 5)
+    losses = {k: v for k, v in build_losses(card, 5).items() if k in ("hpdm", "rrm")}
     draws = []
     real = engine.draw_pair_table
     monkeypatch.setattr(engine, "draw_pair_table", lambda *a, **k: draws.append(real(*a, **k)) or draws[-1])
     teacher, _ = model_from_checkpoint(tiny_teacher)
-    mods = {n: torch.randn(2, 3, 32, 32) for n in teacher.modalities}
+    step = TrainStep(StudentForward(teacher), teacher, losses, card.weights, fill=card.fill, modality_dropout=False,
+                     num_modalities=len(teacher.modalities), seed=3)
     with torch.no_grad():
-        logits, feats = teacher.forward_features(mods)
-    out = StepOutputs(logits, feats, torch.randint(0, 5, (2, 32, 32)), logits, feats)
-    terms = loss_terms({k: losses[k] for k in ("hpdm", "rrm")}, out, torch.Generator().manual_seed(3))
-    assert len(draws) == expected_draws and set(terms) == {"hpdm", "rrm"}
+        out = step({n: torch.randn(2, 3, 32, 32) for n in teacher.modalities}, torch.randint(0, 5, (2, 32, 32)))
+    terms = {k for k in out if k != "loss"}
+    assert len(draws) == expected_draws and terms == {"hpdm", "rrm"}
     m = len(teacher.modalities)
     if card_name == "robustseg-paper":  # one permutation for every sample and stage
         assert draws[0].shape == (2, 4, m) and sorted(draws[0][0, 0].tolist()) == list(range(m))
@@ -185,34 +176,38 @@ def test_student_cards_ship_with_the_published_settings() -> None:
         assert abs(card.iters - 200 * 3983 / 16) < 50 and card.warmup_iters == 2490
     card_of_combo = {"no-hpdm": "robustseg-no-hpdm", "no-rrm": "robustseg-no-rrm"}
     for combo, losses in COMBOS.items():
-        assert load_card(card_of_combo.get(combo, combo), "quick").losses == losses
+        assert load_card(card_of_combo.get(combo, combo), "quick").weights == losses
     rs = load_card("robustseg", "paper")  # the released main recipe
-    assert (rs.hpdm_pairing, rs.hpdm_norm, rs.rrm_pairing, rs.rrm_form, rs.rrm_noise_std, rs.rrm_axis,
-            rs.rrm_lambda, rs.rrm_samples) == ("same", "count_squared", "same", "released", "pixel", "height", 1e-5, 10)
+    assert rs.loss_options("hpdm") == {"pairing": "same", "norm": "count_squared", "ignore_index": 255}
+    assert rs.loss_options("rrm") == {"pairing": "same", "form": "released", "noise_std": "pixel", "axis": "height",
+                                      "lam": 1e-5, "n_samples": 10, "eps": 1e-12}
+    assert rs.loss_options("kd") == {"temperature": 1.0} and rs.loss_options("ohem_ce")["thresh"] == 0.7
     for profile in ("paper", "quick"):
         a = load_card("robustseg", profile).to_dict()
-        # the ablations follow robustseg in everything but their losses
-        for name in ("robustseg-no-hpdm", "robustseg-no-rrm"):
+        # the ablations follow robustseg in everything but their losses, which keep robustseg's options
+        for name, gone in (("robustseg-no-hpdm", "hpdm"), ("robustseg-no-rrm", "rrm")):
             b = load_card(name, profile).to_dict()
             assert {k for k in a if a[k] != b[k]} == {"name", "description", "losses"}
+            assert b["losses"] == {k: v for k, v in a["losses"].items() if k != gone}
         # the paper's reading: shuffle pairing shared by both losses, true-mean prototypes, the logit_grad RRM
         p = load_card("robustseg-paper", profile).to_dict()
-        assert {k for k in a if a[k] != p[k]} == {"name", "description", "hpdm_pairing", "hpdm_norm", "rrm_pairing",
-                                                  "rrm_form", "rrm_noise_std", "rrm_axis"}
-        assert (p["hpdm_pairing"], p["rrm_pairing"], p["hpdm_norm"], p["rrm_form"]) == ("shuffle", "shuffle", "mean",
-                                                                                           "logit_grad")
+        assert {k for k in a if a[k] != p[k]} == {"name", "description", "losses"}
+        assert {k: v for k, v in p["losses"]["hpdm"].items() if a["losses"]["hpdm"][k] != v} == \
+            {"pairing": "shuffle", "norm": "mean"}
+        assert {k: v for k, v in p["losses"]["rrm"].items() if a["losses"]["rrm"][k] != v} == \
+            {"pairing": "shuffle", "form": "logit_grad", "noise_std": "map", "axis": "channel"}
         # the released zero recipe: zero-filled inputs, its own HPDM draws, RRM slot to slot and effectively off
         z = load_card("robustseg-zero", profile).to_dict()
-        assert {k for k in a if a[k] != z[k]} == {"name", "description", "fill", "hpdm_pairing", "losses",
-                                                  "rrm_lambda"}
-        assert (z["fill"], z["hpdm_pairing"], z["rrm_pairing"], z["rrm_lambda"]) == ("zero", "random_each", "same",
-                                                                                        1e-10)
-        assert z["losses"] == {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 110.0, "rrm": 1e-4}
-
+        assert {k for k in a if a[k] != z[k]} == {"name", "description", "fill", "losses"}
+        assert z["fill"] == "zero"
+        assert {k: v["weight"] for k, v in z["losses"].items()} == {"ohem_ce": 1.0, "kd": 50.0, "hpdm": 110.0,
+                                                                     "rrm": 1e-4}
+        assert (z["losses"]["hpdm"]["pairing"], z["losses"]["rrm"]["pairing"], z["losses"]["rrm"]["lam"]) == \
+            ("random_each", "same", 1e-10)
 
 
 def test_gradient_shares_measure_each_weighted_term_against_the_ce() -> None:
-    from rsbench.train import gradient_shares
+    from rsbench.training.grad_share import gradient_shares
 
     w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
     terms = {"ohem_ce": (w**2).sum(), "kd": 3 * w.sum(), "rrm": w[0] * 0.0}
@@ -224,7 +219,7 @@ def test_gradient_shares_measure_each_weighted_term_against_the_ce() -> None:
 
 
 def test_log_grad_share_writes_shares_and_leaves_training_unchanged(tmp_path: Path, tiny_teacher: Path) -> None:
-    from rsbench.train_log import read_log
+    from rsbench.training.log import read_log
 
     card = _student(tmp_path, COMBOS["robustseg"], iters=10)
     plain = train(card, "deliver-synth", tmp_path / "plain", teacher=tiny_teacher, progress=False)

@@ -11,8 +11,10 @@ import yaml
 
 from rsbench.cards import MethodCard, builtin_cards, load_card
 from rsbench.errors import ConfigError
-from rsbench.train import TrainingError, load_checkpoint, lr_factor, model_from_checkpoint, train
-from rsbench.train_log import read_log
+from rsbench.runs import load_checkpoint, model_from_checkpoint
+from rsbench.training import TrainingError, train
+from rsbench.training.schedule import lr_factor
+from rsbench.training.log import read_log
 from tests.conftest import write_card
 
 
@@ -94,7 +96,7 @@ def test_resume_refuses_other_settings(tmp_path: Path, tiny_card: Path) -> None:
     card = load_card(str(tiny_card), "quick")
     train(card, "deliver-synth", tmp_path / "run", progress=False, stop_after=2)
     other = load_card(str(tiny_card), "quick", {"lr": 0.5})
-    with pytest.raises(TrainingError, match="another card"):
+    with pytest.raises(TrainingError, match=r"settings differ \(lr: 0.001 in the checkpoint, 0.5 now\)"):
         train(other, "deliver-synth", tmp_path / "run", progress=False, resume=True)
     with pytest.raises(ConfigError, match="--resume"):
         train(card, "deliver-synth", tmp_path / "run", progress=False)

@@ -4,7 +4,8 @@ generate ``deliver-synth`` -> train the teacher (quick profile) -> train the Rob
 student from it (quick profile, shorter by default) -> evaluate both under every modality
 subset (EMM, missing inputs zero-filled as published, and removed from the fusion) -> print
 them side by side. Finished runs in the output folder are reused and interrupted ones
-resumed, so nothing is lost.
+resumed, so nothing is lost; a rerun reuses the records of checkpoints already scored under
+the same protocol card instead of writing copies.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from rsbench.console import console
+from rsbench.console import add_name_column, console
+from rsbench.threads import THREADS_HELP
 
 DEMO_TEACHER_ITERS = 600  # a sixth of the quick profile (3600): the demo must stay a few minutes on a laptop
 DEMO_STUDENT_ITERS = 1200  # a third of the quick profile
@@ -25,22 +27,15 @@ DEMO_SKIPS = ("corruptions",)
 
 
 def _train_or_reuse(card: Any, dataset: str, run_dir: Path, device: str, teacher: Path | None = None) -> Path:
-    """``run_dir/last.pt``: reused when finished with this card and data, resumed when interrupted, else trained.
+    """``run_dir/last.pt``, through the stage runner: reused when finished, resumed when interrupted, else trained."""
+    from rsbench.training import train_or_reuse
 
-    ``train`` itself refuses to resume a checkpoint of another card or other data.
-    """
-    from rsbench.data import create_dataset
-    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, finished_run, train
-
-    ckpt_path = run_dir / CHECKPOINT_NAME
-    train_split = create_dataset(dataset, split="train", synth=card.synth or None)
-    if finished_run(ckpt_path, card, dataset, data_fingerprint(train_split)):
-        console.print(f"   reusing {ckpt_path}")
-        return ckpt_path
-    console.print(f"   training {card.model} for {card.iters} iterations -> {run_dir}")
-    res = train(card, dataset, run_dir, teacher=teacher, resume=ckpt_path.is_file(), device=device, profile="quick")
-    console.print(f"   trained in {res.wall_time_s:.0f} s")
-    return ckpt_path
+    console.print(f"   {card.model}, {card.iters} iterations -> {run_dir}")
+    res = train_or_reuse(card, dataset, run_dir, notify=lambda m: console.print(f"   {m}", highlight=False),
+                         teacher=teacher, device=device, profile="quick")
+    if res is not None:
+        console.print(f"   trained in {res.wall_time_s:.0f} s")
+    return run_dir / "last.pt"
 
 
 def demo(
@@ -49,6 +44,7 @@ def demo(
     iters: int = typer.Option(DEMO_TEACHER_ITERS, "--iters", help="Teacher iterations (quick profile: 3600)."),
     student_iters: int = typer.Option(DEMO_STUDENT_ITERS, "--student-iters", help="RobustSeg student iterations."),
     device: str = typer.Option("auto", "--device"),
+    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Generate data, train a teacher and a RobustSeg student, compare them under missing modalities."""
     from rsbench.cards import load_card
@@ -57,17 +53,26 @@ def demo(
     from rsbench.errors import ConfigError
     from rsbench.leaderboard import compare
     from rsbench.protocols import resolve_protocols
-    from rsbench.protocols.checkpoint import evaluate_checkpoint
+    from rsbench.threads import apply_threads, choose_threads
+    from rsbench.validate import check_dataset_files, check_device, positive_int, writable_folder
 
     start = time.perf_counter()
     _, synth = split_name(dataset)
     if not synth:
         raise ConfigError(f"the demo runs on generated data: use {dataset}-synth")
+    positive_int("--iters", iters)
+    positive_int("--student-iters", student_iters)
+    thread_choice = choose_threads(threads)
+    check_device(device)
+    writable_folder(out)
     teacher_card = load_card("teacher", "quick", {"iters": iters})
     student_card = load_card("robustseg", "quick", {"iters": student_iters})
+    apply_threads(thread_choice.threads)
+    console.print(thread_choice.describe())
 
     with console.status(f"generating {dataset} (cached after the first run) ..."):
         val = create_dataset(dataset, split="val", synth=teacher_card.synth or None)
+        check_dataset_files([create_dataset(dataset, split="train", synth=teacher_card.synth or None), val])
     console.print(f"[bold]1. data[/bold]: {dataset}, modalities {', '.join(val.modalities)}, "
                   f"{val.info.num_classes} classes, {len(val)} val samples")
     console.print("[bold]2. teacher[/bold]: all modalities, no dropout")
@@ -78,19 +83,19 @@ def demo(
 
     console.print("[bold]4. evaluation[/bold]: EMM (zero-filled and dropped), RMM and noise protocol cards")
     cards = [c for c in resolve_protocols("all") if c.name not in DEMO_SKIPS]
-    results: dict[tuple[str, str], Any] = {}
+    results: dict[tuple[str, str], dict[str, Any]] = {}
     record_paths = []
     for role, path in (("teacher", teacher_ckpt), ("student", student_ckpt)):
-        for result, record in evaluate_checkpoint(path, cards, device=device, progress=True):
-            results[role, result.protocol] = result
-            record_paths.append(record)
+        for record_path, record in _score(path, cards, device):
+            results[role, record["protocol"]] = record
+            record_paths.append(record_path)
     console.print(_comparison_table(results, dataset))
     console.print(_protocol_table(results, [c.name for c in cards]))
-    t, s = results["teacher", "emm"].summary, results["student", "emm"].summary
-    td, sd = results["teacher", "emm-drop"].summary, results["student", "emm-drop"].summary
+    t, s = results["teacher", "emm"]["summary"], results["student", "emm"]["summary"]
+    td, sd = results["teacher", "emm-drop"]["summary"], results["student", "emm-drop"]["summary"]
     console.print(
         f"With every sensor the teacher scores {t['full']:.1f} mIoU and the student {s['full']:.1f}. Averaged over "
-        f"the {len(results['teacher', 'emm'].subsets)} subsets, zero-filled: teacher {t['avg']:.1f}, student "
+        f"the {len(results['teacher', 'emm']['conditions'])} subsets, zero-filled: teacher {t['avg']:.1f}, student "
         f"{s['avg']:.1f}; dropped: teacher {td['avg']:.1f}, student {sd['avg']:.1f}. Records are in "
         f"{out / dataset}/*/records/."
     )
@@ -100,29 +105,55 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
 
 
-def _protocol_table(results: dict[tuple[str, str], Any], protocols: list[str]) -> Table:
+def _score(checkpoint: Path, cards: list[Any], device: str) -> list[tuple[Path, dict[str, Any]]]:
+    """``(record path, record)`` per card: an existing record of this checkpoint under the same card (same
+    checkpoint bytes, card digest, split, fill and convention) is reused, the other cards are evaluated."""
+    from rsbench.protocols.checkpoint import evaluate_checkpoint
+    from rsbench.results import file_sha256, find_records, read_record
+
+    folder = checkpoint.parent / "records"
+    sha = file_sha256(checkpoint)
+    found = {}
+    for path, rec in (find_records([folder]) if folder.is_dir() else []):
+        if rec["checkpoint_sha256"] == sha and rec["split"] == "val" and rec["convention"] == "nanmean":
+            found.setdefault((rec["protocol_digest"], rec["fill"]), (path, rec))
+    todo = [c for c in cards if (c.digest(), c.fill) not in found]
+    if len(todo) < len(cards):
+        console.print(f"   reusing {len(cards) - len(todo)} records of {checkpoint}")
+    fresh = iter(evaluate_checkpoint(checkpoint, todo, device=device, progress=True) if todo else [])
+    out = []
+    for card in cards:
+        if card in todo:
+            _, path = next(fresh)
+            out.append((path, read_record(path)))
+        else:
+            out.append(found[card.digest(), card.fill])
+    return out
+
+
+def _protocol_table(results: dict[tuple[str, str], dict[str, Any]], protocols: list[str]) -> Table:
     """Summary per protocol card: full and average mIoU, worst condition, of teacher and student."""
     table = Table(title="every protocol card: average and worst mIoU over its conditions")
-    table.add_column("protocol")
+    add_name_column(table, "protocol", protocols)
     for role in ("teacher", "student"):
         for key in ("avg", "worst"):
             table.add_column(f"{role} {key}", justify="right")
     for name in protocols:
-        summaries = [results[role, name].summary for role in ("teacher", "student")]
+        summaries = [results[role, name]["summary"] for role in ("teacher", "student")]
         table.add_row(name, *(f"{s[key]:.2f}" for s in summaries for key in ("avg", "worst")))
     return table
 
 
-def _comparison_table(results: dict[tuple[str, str], Any], dataset: str) -> Table:
+def _comparison_table(results: dict[tuple[str, str], dict[str, Any]], dataset: str) -> Table:
     """Per-subset mIoU of teacher and student, for both ways of handling a missing sensor."""
     columns = [("teacher", "emm"), ("student", "emm"), ("teacher", "emm-drop"), ("student", "emm-drop")]
     table = Table(title=f"{dataset}/val: mIoU per modality subset (emm: zero-filled, emm-drop: removed)")
-    table.add_column("modalities")
+    add_name_column(table, "modalities", results["teacher", "emm"]["conditions"])
     for role, protocol in columns:
         table.add_column(f"{role} ({protocol})", justify="right")
-    for key in results["teacher", "emm"].subsets:
-        table.add_row(key, *(f"{results[c].subsets[key]['miou']:.2f}" for c in columns))
+    for key in results["teacher", "emm"]["conditions"]:
+        table.add_row(key, *(f"{results[c]['conditions'][key]['miou']:.2f}" for c in columns))
     table.add_section()
     for key in ("full", "avg", "e0.2", "worst"):
-        table.add_row(f"[bold]{key}[/bold]", *(f"{results[c].summary[key]:.2f}" for c in columns))
+        table.add_row(f"[bold]{key}[/bold]", *(f"{results[c]['summary'][key]:.2f}" for c in columns))
     return table

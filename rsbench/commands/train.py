@@ -9,35 +9,17 @@ import typer
 from rsbench.cards import MethodCard, load_card
 from rsbench.console import console
 from rsbench.errors import ConfigError
+from rsbench.threads import THREADS_HELP
 
 
-def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[str, ...] | None = None) -> Path:
-    suffix = f"-{'+'.join(modalities)}" if modalities else ""
-    return Path("runs") / dataset / f"{card.name}-{profile}{suffix}"
-
-
-def _teacher_for(card: MethodCard, dataset: str, root: Path | None, profile: str, seed: int | None,
-                 mods: tuple[str, ...] | None, device: str, train_it: bool) -> Path:
-    """The student's teacher checkpoint: reused when finished with the same card and data, else trained."""
+def _check_training_data(dataset: str, root: Path | None, card: MethodCard, mods: tuple[str, ...] | None) -> None:
+    """Header-check every file of the train and val splits the run reads (one line on the first bad one)."""
     from rsbench.data import create_dataset
-    from rsbench.train import CHECKPOINT_NAME, data_fingerprint, finished_run, train
+    from rsbench.validate import check_dataset_files
 
-    if card.teacher is None:
-        raise ConfigError(f"student card {card.name} names no teacher card")
-    t_card = load_card(card.teacher, profile, {"seed": seed})
-    t_out = default_out(dataset, t_card, profile, mods)
-    t_ckpt = t_out / CHECKPOINT_NAME
-    train_split = create_dataset(dataset, root=root, split="train", synth=t_card.synth or None, modalities=mods)
-    if finished_run(t_ckpt, t_card, dataset, data_fingerprint(train_split)):
-        console.print(f"reusing teacher {t_ckpt}")
-        return t_ckpt
-    if not train_it:
-        raise ConfigError(f"no finished teacher at {t_ckpt}: run --stage teacher first, or pass --teacher PATH")
-    console.print(f"[bold]stage 1[/bold]: teacher card {t_card.name} -> {t_out}")
-    res = train(t_card, dataset, t_out, root=root, resume=t_ckpt.is_file(), device=device, profile=profile,
-                modalities=mods)
-    console.print(f"teacher done in {res.wall_time_s:.0f} s: {res.checkpoint}")
-    return t_ckpt
+    splits = [create_dataset(dataset, root=root, split=s, synth=card.synth or None, modalities=mods)
+              for s in ("train", "val")]
+    check_dataset_files(splits)
 
 
 def train_cmd(
@@ -58,22 +40,47 @@ def train_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
     log_grad_share: bool = typer.Option(
         False, "--log-grad-share", help="Log each weighted loss term's encoder gradient norm relative to the CE's."),
+    threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
     from rsbench.data import split_name
-    from rsbench.train import train
+    from rsbench.threads import apply_threads, choose_threads
+    from rsbench.training.stages import default_out
+    from rsbench.validate import check_device, parse_modalities, positive_float, positive_int, writable_folder
 
+    # parse and validate everything before any compute: a bad input fails here, with nothing written
     split_name(dataset)
-    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
+    for option, value in (("--iters", iters), ("--batch-size", batch_size), ("--stop-after", stop_after)):
+        positive_int(option, value)
+    positive_float("--lr", lr)
+    thread_choice = choose_threads(threads)
+    check_device(device)
+    mods = parse_modalities(modalities, dataset)
     overrides = {"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed}
     card = load_card(method, profile, overrides)
     if stage not in (None, "teacher", "student"):
         raise ConfigError(f"--stage must be teacher or student, got {stage!r}")
     if stage == "student" and card.stage != "student":
         raise ConfigError(f"method {card.name} has no student stage")
+    if teacher is not None and not teacher.expanduser().is_file():
+        raise ConfigError(f"--teacher {teacher}: no such checkpoint file")
+    if card.stage == "student" and teacher is None and card.teacher is not None:
+        t_card = load_card(card.teacher, profile, {"seed": seed})
+        writable_folder(default_out(dataset, t_card, profile, mods), "teacher run folder")
+    if stage != "teacher":
+        writable_folder(out or default_out(dataset, card, profile, mods))
+    _check_training_data(dataset, root, card, mods)
+    apply_threads(thread_choice.threads)
+    console.print(thread_choice.describe())
+
+    from rsbench.training import TrainingInterrupted, teacher_for, train
+
+    def say(message: str) -> None:
+        console.print(message, highlight=False)
 
     if card.stage == "student" and teacher is None:
-        teacher = _teacher_for(card, dataset, root, profile, seed, mods, device, train_it=stage != "student")
+        teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
+                              train_it=stage != "student", notify=say, device=device)
         if stage == "teacher":
             return
     elif stage == "teacher" and card.stage == "student":
@@ -82,8 +89,35 @@ def train_cmd(
     out = out or default_out(dataset, card, profile, mods)
     label = "stage 2: student" if card.stage == "student" else "training"
     console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
-    res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
-                device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share)
+    again = _resume_command(method, dataset, profile, out, overrides, modalities, root,
+                            teacher if card.stage == "student" else None)
+    try:
+        res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
+                    device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share, notify=say)
+    except TrainingInterrupted as stop:
+        say(f"interrupted at iteration {stop.iteration} of {stop.total}; checkpoint: {stop.checkpoint}")
+        say(f"resume with: {again}")
+        raise typer.Exit(130) from None
     last = res.history[-1] if res.history else None
     tail = f", val mIoU {last['val_miou']:.2f}" if last else ""
-    console.print(f"done in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+    if not res.complete:
+        say(f"stopped at iteration {res.iteration} of {res.total} in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+        say(f"resume with: {again}")
+        return
+    say(f"done: {res.total} iterations in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+
+
+def _resume_command(method: str, dataset: str, profile: str, out: Path, overrides: dict, modalities: str | None,
+                    root: Path | None, teacher: Path | None) -> str:
+    """The command that continues this run (the same settings, ``--resume``)."""
+    import shlex
+
+    args = ["rsbench", "train", method, "-d", dataset, "-p", profile, "--out", str(out)]
+    args += [x for k, v in overrides.items() if v is not None for x in (f"--{k.replace('_', '-')}", str(v))]
+    if modalities:
+        args += ["--modalities", modalities]
+    if root is not None:
+        args += ["--root", str(root)]
+    if teacher is not None:
+        args += ["--stage", "student", "--teacher", str(teacher)]
+    return shlex.join([*args, "--resume"])

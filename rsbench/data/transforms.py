@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from rsbench.data.base import IGNORE_INDEX, Sample
+from rsbench.seeding import tuple_seed
 
 RGB_MODALITIES = ("rgb", "frame")
 """Modality names that hold the colour camera (normalised with ImageNet mean/std)."""
@@ -127,19 +128,21 @@ class InMemory(Dataset):
 
 
 class SeededAugmented(Dataset):
-    """Wraps a dataset with an augmentation whose randomness depends only on (seed, epoch, index)."""
+    """Wraps a dataset with an augmentation whose randomness depends only on (seed, epoch, index).
+
+    Items are addressed by ``(index, epoch)`` pairs (``rsbench.data.sampler.EpochBatches``): the
+    epoch comes with the request, so DataLoader workers and ranks draw the same as one process.
+    """
 
     def __init__(self, dataset: Dataset, augment: PairedAugment, seed: int) -> None:
-        self.dataset, self.augment, self.seed, self.epoch = dataset, augment, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.dataset, self.augment, self.seed = dataset, augment, seed
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> Sample:
-        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+    def __getitem__(self, key: tuple[int, int]) -> Sample:
+        index, epoch = key
+        gen = torch.Generator().manual_seed(tuple_seed(self.seed, epoch, index))
         return self.augment(self.dataset[index], gen)
 
 

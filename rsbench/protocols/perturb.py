@@ -3,7 +3,7 @@
 Every draw comes from a generator seeded with ``mix(seed, sample index, modality index, stream)``,
 so a sample's change never depends on its batch position, the batch size, the worker count or the
 rank, and a modality's mask is the same in every subset of a protocol (common random numbers).
-The integers are mixed explicitly (splitmix64), not through Python's ``hash``.
+The integers are mixed explicitly (``rsbench.seeding.mix``, splitmix64), not through Python's ``hash``.
 """
 
 from __future__ import annotations
@@ -15,20 +15,9 @@ from torch import Tensor
 
 from rsbench.protocols.card import ProtocolCard
 from rsbench.protocols.conditions import EVENT_MODALITIES
+from rsbench.seeding import mix
 
-_MASK64 = (1 << 64) - 1
-
-
-def mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 over the sequence)."""
-    x = 0x9E3779B97F4A7C15
-    for v in values:
-        x = (x + (int(v) & _MASK64) + 0x9E3779B97F4A7C15) & _MASK64
-        z = x
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        x = z ^ (z >> 31)
-    return x & ((1 << 63) - 1)
+__all__ = ["apply_change", "mix", "noise", "rmm"]
 
 
 def _generator(seed: int, sample: int, modality: int, stream: int) -> torch.Generator:
