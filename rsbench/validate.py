@@ -81,30 +81,34 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
     """``path`` is a folder that exists and is writable, or can be created (its nearest existing parent is a
     writable folder). Creates nothing."""
     path = Path(path).expanduser()
-    probe = path
-    while not probe.exists():
-        if probe.is_symlink():
-            raise ConfigError(f"{option} {path}: {probe} is a broken link")
-        parent = probe.parent
-        if parent == probe:
-            break
-        probe = parent
-    if not probe.is_dir():
-        what = "is not a folder" if probe == path else f"cannot be created: {probe} is not a folder"
-        raise ConfigError(f"{option} {path} {what}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        where = "" if probe == path else f" (its parent {probe} is not writable)"
-        raise ConfigError(f"{option} {path} is not writable{where}")
+    _check_creatable(path, path, option)
     return path
 
 
 def writable_file(path: str | Path, option: str = "--out") -> Path:
-    """``path`` does not exist yet (files are never overwritten here) and its folder is writable or creatable."""
+    """``path`` is not a folder and can be written: its folder exists and is writable, or can be created."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder; give a file name")
-    writable_folder(path.parent, option)
+    _check_creatable(path.parent, path, option)
     return path
+
+
+def _check_creatable(folder: Path, shown: Path, option: str) -> None:
+    """``folder`` exists as a writable folder or can be made; errors name ``shown`` (what the user gave)."""
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ConfigError(f"{option} {shown} cannot be created: {probe} is a broken link")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is not a folder" if probe == shown else f"cannot be created: {probe} is not a folder"
+        raise ConfigError(f"{option} {shown} {what}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == shown else f" ({probe} is not writable)"
+        raise ConfigError(f"{option} {shown} is not writable{where}")
 
 
 # ------------------------------------------------------------------ data files
@@ -151,20 +155,21 @@ def _npy_problem(f: Any, size: int, path: Path) -> str | None:
         shape, _, dtype = read_header(f)  # the header only: no pickle, no data
     except (ValueError, OSError, EOFError) as exc:
         return f"unreadable .npy file: {path} ({exc})"
-    if dtype.hasobject:
-        return f"unreadable .npy file: {path} (holds Python objects)"
+    if dtype.hasobject:  # the loader refuses these too: unpickling could run code from the file
+        return f"unreadable .npy file: {path} (Object arrays cannot be loaded when allow_pickle=False)"
     expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size < expected:
         return f"unreadable .npy file: {path} (truncated: {size} of {expected} bytes)"
     return None
 
 
-def dataset_files(ds: SegmentationDataset) -> Iterable[Path]:
-    """The files a run reads from ``ds``: each sample's label and its selected modalities (with partner files)."""
+def dataset_files(ds: SegmentationDataset) -> Iterable[tuple[str, Path]]:
+    """``(sample id, file)`` for each file a run reads from ``ds``: labels and the selected modalities (with
+    their partner files)."""
     for ref in ds.samples:
         for key, path in ref.files.items():
             if key == "label" or any(key == m or key.startswith(f"{m}_") for m in ds.modalities):
-                yield path
+                yield ref.id, path
 
 
 def check_dataset_files(datasets: Sequence[SegmentationDataset]) -> int:
@@ -175,11 +180,11 @@ def check_dataset_files(datasets: Sequence[SegmentationDataset]) -> int:
     """
     n, bad = 0, []
     for ds in datasets:
-        for path in dataset_files(ds):
+        for sample, path in dataset_files(ds):
             n += 1
             problem = file_problem(path)
             if problem is not None:
-                bad.append((ds, problem))
+                bad.append((ds, f"{sample}: {problem}"))
     if bad:
         ds, problem = bad[0]
         more = f" (and {len(bad) - 1} more files)" if len(bad) > 1 else ""

@@ -88,7 +88,7 @@ def eval_cmd(
                             transform=EvalResize(eval_size) if eval_size else None)
     else:
         ds = _checkpoint_dataset(checkpoint, dataset, root, split)
-    check_dataset_files([ds])
+    check_dataset_files([ds] if ds is not None else [])
     apply_threads(thread_choice.threads)
     console.print(thread_choice.describe())
     dev = pick_device(device)
@@ -144,12 +144,18 @@ def _check_outputs(out: Path | None, plot: Path | None, protocols: list[str], de
 def _checkpoint_dataset(checkpoint: Path, dataset: str | None, root: Path | None, split: str):  # noqa: ANN202
     """The split a checkpoint would be scored on (its dataset and modalities unless ``dataset`` is given)."""
     from rsbench.data import create_dataset
+    from rsbench.errors import ConfigError
     from rsbench.runs import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     synth = (ckpt.get("card") or {}).get("synth") or None
-    return create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=synth,
-                          modalities=tuple(ckpt["modalities"]))
+    try:
+        return create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=synth,
+                              modalities=tuple(ckpt["modalities"]))
+    except ConfigError:
+        if dataset is None or dataset == ckpt["dataset"]:
+            raise
+        return None  # the checkpoint does not fit --dataset: evaluate_checkpoint says why, before any compute
 
 
 def _plots(folder: Path, checkpoint: Path, records: list, split: str, dataset: str | None, root: Path | None) -> None:
