@@ -8,6 +8,7 @@ can be copied and searched; tables take the width their cells need.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 
 from rich.console import Console
 from rich.table import Table
@@ -40,3 +41,11 @@ def add_name_column(table: Table, header: str, names: Iterable[str]) -> None:
     """
     width = max([len(header), *(len(str(n)) for n in names)])
     table.add_column(header, min_width=width, overflow="fold")
+
+
+def status(message: str) -> AbstractContextManager[object]:
+    """A spinner with ``message`` in a terminal; in a log, where a spinner shows nothing, the message as a line."""
+    if is_interactive():
+        return console.status(message)
+    console.print(message)
+    return nullcontext()

@@ -206,3 +206,11 @@ def test_demo_scoring_reuses_records_of_the_same_checkpoint_and_card(tiny_run: t
     assert sorted((out / "records").iterdir()) == files and len(files) == 4  # two records and their .npz
     assert [p for p, _ in again] == [p for p, _ in first]
     assert [r["summary"] for _, r in again] == [r["summary"] for _, r in first]
+
+
+def test_a_log_gets_the_status_line_a_spinner_would_show(tmp_path: Path) -> None:
+    result = run("data", "synth", "--like", "deliver", "--out", tmp_path / "d", "--size", 32, "--n-train", 1,
+                 "--n-val", 1, "--n-test", 1)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "generating deliver-synth ..."
+    assert all(line.strip() for line in result.output.splitlines()), result.output

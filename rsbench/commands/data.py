@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rsbench.console import console
+from rsbench.console import console, status
 from rsbench.errors import ConfigError, DataError
 from rsbench.progress import make_progress
 
@@ -57,7 +57,7 @@ def synth_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        with console.status(f"generating {base}-synth ..."):
+        with status(f"generating {base}-synth ..."):
             synthesize(base, tmp, **settings)
         if out.exists():
             out.rmdir()

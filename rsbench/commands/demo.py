@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from rsbench.console import add_name_column, console
+from rsbench.console import add_name_column, console, status
 from rsbench.threads import THREADS_HELP
 
 DEMO_TEACHER_ITERS = 600  # a sixth of the quick profile (3600): the demo must stay a few minutes on a laptop
@@ -70,7 +70,7 @@ def demo(
     apply_threads(thread_choice.threads)
     console.print(thread_choice.describe())
 
-    with console.status(f"generating {dataset} (cached after the first run) ..."):
+    with status(f"generating {dataset} (cached after the first run) ..."):
         val = create_dataset(dataset, split="val", synth=teacher_card.synth or None)
         check_dataset_files([create_dataset(dataset, split="train", synth=teacher_card.synth or None), val])
     console.print(f"[bold]1. data[/bold]: {dataset}, modalities {', '.join(val.modalities)}, "
