@@ -20,6 +20,7 @@ import platform
 import subprocess
 import tempfile
 import uuid
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,10 @@ def write_record(record: dict[str, Any], path: str | Path, per_image: dict[str, 
         raise ConfigError(f"record {path} exists; records are never rewritten (choose another --out)")
     record = dict(record)
     if per_image is not None:
-        npz = path.with_suffix(".npz")
-        _write_npz(npz, per_image)
-        record["per_image"] = npz.name
-    validate_record(record, path)
+        record["per_image"] = path.with_suffix(".npz").name
+    validate_record(record, path)  # before anything is written: a bad record leaves no .npz behind
+    if per_image is not None:
+        _write_npz(path.with_suffix(".npz"), per_image)
     write_text(path, json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n")
     return path
 
@@ -178,9 +179,21 @@ def read_per_image(record_path: str | Path) -> dict[str, tuple[np.ndarray, np.nd
     record = read_record(record_path)
     if not record["per_image"]:
         raise ConfigError(f"{record_path}: no per-image counts were saved with this record")
-    with np.load(record_path.parent / record["per_image"]) as z:
-        keys = [str(k) for k in z["condition_keys"]]
-        return {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
+    npz = per_image_path(record_path, record)
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            keys = [str(k) for k in z["condition_keys"]]
+            return {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{npz}: unreadable per-image counts of {record_path.name} ({type(exc).__name__})") from None
+
+
+def per_image_path(record_path: str | Path, record: dict[str, Any]) -> Path:
+    """The ``.npz`` partner a record names; a named partner that is absent is an error."""
+    npz = Path(record_path).parent / record["per_image"]
+    if not npz.is_file():
+        raise ConfigError(f"{record_path}: its per-image counts {npz} are missing (copy the .npz with the record)")
+    return npz
 
 
 def upgrade_v1(record: dict[str, Any]) -> dict[str, Any]:

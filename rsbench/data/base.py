@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -26,6 +27,10 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 Sample = dict[str, Any]
+
+# A truncated or corrupt file is reported once, as a DataError naming it; OpenCV's own decoder warnings
+# ("PNG input buffer is incomplete") would be a second, unexplained line on stderr.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,8 @@ class SegmentationDataset(Dataset):
         bad = (label != IGNORE_INDEX) & ((label < 0) | (label >= self.info.num_classes))
         if bad.any():
             raise DataError(
-                f"{ref.id}: label id {int(label[bad][0])} out of range 0..{self.info.num_classes - 1} (or 255)"
+                f"{ref.files.get('label', ref.id)}: label id {int(label[bad][0])} out of range "
+                f"0..{self.info.num_classes - 1} (or 255)"
             )
         mods = {}
         for name in self.modalities:

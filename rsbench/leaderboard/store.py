@@ -20,7 +20,7 @@ import yaml
 
 from rsbench.errors import ConfigError
 from rsbench.leaderboard.compare import compare, format_cell
-from rsbench.results import find_records, read_record
+from rsbench.results import find_records, per_image_path, read_record
 
 IDENTITY = ("method", "method_digest", "protocol", "protocol_digest", "checkpoint_sha256", "dataset", "split",
             "data_fingerprint", "convention", "fill", "summary", "conditions")
@@ -37,7 +37,10 @@ def _same(a: dict, b: dict) -> bool:
 
 def add(paths: list[Path], root: Path) -> list[tuple[Path, Path, str]]:
     """Copy records into the store; returns (source, destination, "added" | "present" | "another run")."""
-    found = find_records(paths)  # all are validated before anything is copied
+    found = find_records(paths)  # all are validated, and their .npz partners found, before anything is copied
+    for src, rec in found:
+        if rec.get("per_image"):
+            per_image_path(src, rec)
     out = []
     for src, rec in found:
         folder = root / "records" / rec["dataset"] / rec["method"]

@@ -12,12 +12,24 @@ from pathlib import Path
 
 import torch
 
-from rsbench.data import create_dataset
+from rsbench.data import create_dataset, dataset_class
 from rsbench.data.transforms import EvalResize
+from rsbench.errors import ConfigError
 from rsbench.protocols.card import ProtocolCard
 from rsbench.protocols.engine import EvalResult, resolve_card, run_protocol
 from rsbench.results import record_checkpoint_evaluation
 from rsbench.runs import load_checkpoint, model_from_checkpoint, pick_device
+
+
+def _check_fits(checkpoint: str | Path, ckpt: dict, name: str) -> None:
+    """Refuse, before any data is built, a dataset that lacks the checkpoint's modalities or classes."""
+    info = dataset_class(name).info
+    mods, classes = list(ckpt["modalities"]), int(ckpt["num_classes"])
+    if not set(mods) <= set(info.all_modalities) or classes != info.num_classes:
+        raise ConfigError(
+            f"{checkpoint} was trained on {ckpt['dataset']} ({', '.join(mods)}; {classes} classes) and cannot be "
+            f"scored on {name} ({', '.join(info.all_modalities)}; {info.num_classes} classes)"
+        )
 
 
 def evaluate_checkpoint(
@@ -44,6 +56,7 @@ def evaluate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
     name = dataset or ckpt["dataset"]
+    _check_fits(checkpoint, ckpt, name)
     transform = EvalResize(card.eval_size) if card.eval_size else None
     ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
                         modalities=tuple(ckpt["modalities"]))
