@@ -258,16 +258,28 @@ def record_weights_evaluation(result: Any, weights: str | Path, model: str, opti
     return write_record(record, path, result.extra.get("per_image"))
 
 
+def _meant_as_record(path: Path) -> bool:
+    """Whether a JSON file met in a folder is meant as a record: an object with ``schema`` or kind ``evaluation``.
+
+    Text that does not parse counts as one: a truncated record cannot be told from other broken JSON, and
+    skipping it would silently drop a run from a comparison or a leaderboard.
+    """
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return isinstance(value, dict) and ("schema" in value or value.get("kind") == "evaluation")
+
+
 def find_records(paths: Any) -> list[tuple[Path, dict[str, Any]]]:
-    """Records from files and folders (searched recursively; a folder's non-record JSON files are skipped)."""
+    """Records from files and folders (searched recursively).
+
+    A folder's JSON files that are not meant as records are skipped; a broken record is an error, not a skip.
+    """
     out = []
     for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if p.is_dir():
-            for f in sorted(p.rglob("*.json")):
-                try:
-                    out.append((f, read_record(f)))
-                except ConfigError:
-                    continue
+            out.extend((f, read_record(f)) for f in sorted(p.rglob("*.json")) if _meant_as_record(f))
         elif p.is_file():
             out.append((p, read_record(p)))
         else:
