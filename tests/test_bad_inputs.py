@@ -246,6 +246,22 @@ def _truncated_json(ctx: Ctx) -> Path:
     return record_copy(ctx, text=text[: len(text) // 2])
 
 
+def folder_with(ctx: Ctx, name: str, text: str) -> Path:
+    """``ctx.tmp/records``: a valid record plus ``name`` holding ``text``."""
+    folder = record_copy(ctx).parent
+    (folder / name).write_text(text)
+    return folder
+
+
+def store_with(ctx: Ctx, text: str) -> Path:
+    """A leaderboard root whose store holds a valid record and a broken one (``text``)."""
+    root = ctx.tmp / "lb"
+    folder = root / "records" / "deliver-synth" / "tiny"
+    shutil.copytree(record_copy(ctx).parent, folder)
+    (folder / "broken.json").write_text(text)
+    return root
+
+
 # --------------------------------------------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class Row:
@@ -477,6 +493,18 @@ ROWS: list[Row] = [
         lambda c: (p := record_copy(c), p.with_suffix(".npz").write_bytes(b"PK\x03\x04 not a zip"), ["compare", p])[-1],
         r"emm\.npz"),
     Row("compare-no-such-path", lambda c: ["compare", c.tmp / "nope.json"], r"no record or folder at .*nope\.json"),
+    Row("compare-folder-with-truncated-record",
+        lambda c: ["compare", folder_with(c, "emm-2.json", c.art.record.read_text()[:300])],
+        r"unreadable record .*emm-2\.json"),
+    Row("compare-folder-with-invalid-record",
+        lambda c: ["compare", folder_with(c, "emm-2.json", json.dumps({"schema": 2, "kind": "evaluation"}))],
+        r"emm-2\.json: field 'method' is missing"),
+    Row("leaderboard-build-with-broken-record",
+        lambda c: ["leaderboard", "build", "--root", store_with(c, c.art.record.read_text()[:-40])],
+        r"unreadable record .*broken\.json"),
+    Row("leaderboard-check-with-broken-record",
+        lambda c: ["leaderboard", "check", "--root", store_with(c, '{"schema": 2}')],
+        r"broken\.json: field 'kind' is missing"),
     Row("leaderboard-add-missing-field",
         lambda c: ["leaderboard", "add", record_copy(c, _drop("dataset")), "--root", c.tmp / "lb"],
         r"emm\.json: field 'dataset' is missing"),
@@ -563,6 +591,14 @@ def test_the_record_copies_are_valid_unchanged(art: Artefacts, tmp_path: Path) -
     ctx = Ctx(tmp_path, art)
     result = runner.invoke(app, ["compare", str(record_copy(ctx)), "--format", "csv"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_folder_s_other_json_files_are_skipped(art: Artefacts, tmp_path: Path) -> None:
+    """Only broken records are errors: JSON that is not meant as a record (no schema) is left alone."""
+    folder = folder_with(Ctx(tmp_path, art), "settings.json", json.dumps({"lr": 0.1}))
+    result = runner.invoke(app, ["compare", str(folder), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.stdout
 
 
 @pytest.mark.parametrize("base", ["deliver", "muses", "mcubes"])
