@@ -185,7 +185,9 @@ def read_per_image(record_path: str | Path) -> dict[str, tuple[np.ndarray, np.nd
             keys = [str(k) for k in z["condition_keys"]]
             return {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"{npz}: unreadable per-image counts of {record_path.name} ({type(exc).__name__})") from None
+        why = "holds Python objects, refused: loading them could run code" if "allow_pickle" in str(exc) else (
+            type(exc).__name__)
+        raise ConfigError(f"{npz}: unreadable per-image counts of {record_path.name} ({why})") from None
 
 
 def per_image_path(record_path: str | Path, record: dict[str, Any]) -> Path:
