@@ -211,6 +211,13 @@ def _evil(ctx: Ctx, p: Path) -> None:
     torch.save({"model": Evil(ctx.marker), "card": {}}, p)
 
 
+def _evil_npz(ctx: Ctx) -> Path:
+    """A record whose per-image ``.npz`` holds a pickled object that would create the marker."""
+    rec = record_copy(ctx)
+    np.savez(rec.with_suffix(".npz"), condition_keys=np.array([Evil(ctx.marker)], dtype=object))
+    return rec
+
+
 def _not_rsbench(ctx: Ctx, p: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, p)
 
@@ -393,6 +400,15 @@ ROWS: list[Row] = [
     Row("ckpt-code-in-pickle", lambda c: ["eval", "--checkpoint", bad_ckpt(_evil)(c)],
         r"bad\.pt: refused to load: .*weights-only"),
     Row("teacher-code-in-pickle", student_with(bad_ckpt(_evil)), r"bad\.pt: refused to load: .*weights-only"),
+    Row("resume-code-in-pickle",
+        lambda c: (_evil(c, (c.tmp / "out").mkdir() or c.tmp / "out" / "last.pt"), train_opts("--resume")(c))[1],
+        r"out/last\.pt: refused to load: .*weights-only"),
+    Row("card-pretrained-code-in-pickle",
+        lambda c: train_card(card_file(c, pretrained=str(bad_ckpt(_evil)(c))), c),
+        r"bad\.pt: refused to load: .*weights-only"),
+    Row("resume-other-modality-set",
+        lambda c: (shutil.copytree(c.art.ckpt_rgbd.parent, c.tmp / "out"), train_opts("--resume")(c))[1],
+        r"cannot resume .*out/last\.pt"),
     Row("weights-code-in-pickle",
         lambda c: ["eval", "--weights", bad_ckpt(_evil)(c), "--model", "segformer_mit_test", "-d", "deliver",
                    "--root", c.art.data["deliver"]],
@@ -492,6 +508,8 @@ ROWS: list[Row] = [
     Row("compare-garbage-npz",
         lambda c: (p := record_copy(c), p.with_suffix(".npz").write_bytes(b"PK\x03\x04 not a zip"), ["compare", p])[-1],
         r"emm\.npz"),
+    Row("compare-npz-holds-a-pickle", lambda c: ["compare", _evil_npz(c)],
+        r"emm\.npz: unreadable per-image counts of emm\.json \(holds Python objects, refused"),
     Row("compare-no-such-path", lambda c: ["compare", c.tmp / "nope.json"], r"no record or folder at .*nope\.json"),
     Row("compare-folder-with-truncated-record",
         lambda c: ["compare", folder_with(c, "emm-2.json", c.art.record.read_text()[:300])],
