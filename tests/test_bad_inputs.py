@@ -7,8 +7,8 @@ in the working folder, the shared runs, data and records of this module, or the 
 How to add a row: append ``Row(id, setup, expect)`` to ``ROWS`` (``code=`` when the exit code is not 2,
 ``via="subprocess"`` to run ``python -m rsbench`` instead of Typer's in-process runner, ``marks=`` for a
 strict xfail). ``setup(ctx)`` makes the bad input inside ``ctx.tmp`` (an empty folder that is also the
-working directory) from the module's tiny artefacts (``ctx.art``: checkpoints, a DELIVER-layout folder,
-a record with its ``.npz``, cards) and returns the command line after ``rsbench``. ``expect`` is a regex
+working directory) from the module's tiny artefacts (``ctx.art``: a checkpoint and a data folder per
+dataset, a record with its ``.npz``, cards) and returns the command line after ``rsbench``. ``expect`` is a regex
 searched in the single error line.
 """
 
@@ -260,6 +260,17 @@ def folder_with(ctx: Ctx, name: str, text: str) -> Path:
     return folder
 
 
+def edited_table(ctx: Ctx) -> Path:
+    """A leaderboard root built from a valid record, whose generated Markdown table was then edited by hand."""
+    root = ctx.tmp / "lb"
+    shutil.copytree(record_copy(ctx).parent, root / "records" / "deliver-synth" / "tiny")
+    result = runner.invoke(app, ["leaderboard", "build", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    table = root / "deliver-synth.md"
+    table.write_text(table.read_text().replace("tiny", "mine"))
+    return root
+
+
 def store_with(ctx: Ctx, text: str) -> Path:
     """A leaderboard root whose store holds a valid record and a broken one (``text``)."""
     root = ctx.tmp / "lb"
@@ -280,7 +291,6 @@ class Row:
     marks: tuple = field(default=())
 
 
-CLI_WORK = "validation of CLI options is owned by the CLI work (rsbench/validate.py)"
 ROWS: list[Row] = [
     # ---- data
     Row("data-root-missing", lambda c: ["data", "check", "-d", "deliver", "--root", c.tmp / "nope"],
@@ -523,6 +533,8 @@ ROWS: list[Row] = [
     Row("leaderboard-check-with-broken-record",
         lambda c: ["leaderboard", "check", "--root", store_with(c, '{"schema": 2}')],
         r"broken\.json: field 'kind' is missing"),
+    Row("leaderboard-check-edited-table", lambda c: ["leaderboard", "check", "--root", edited_table(c)],
+        r"deliver-synth\.md differs from what the records generate", code=1),
     Row("leaderboard-add-missing-field",
         lambda c: ["leaderboard", "add", record_copy(c, _drop("dataset")), "--root", c.tmp / "lb"],
         r"emm\.json: field 'dataset' is missing"),
