@@ -40,6 +40,8 @@ class MethodCard:
     model: str = "segformer_mit_b0"
     embed_dim: int = 768
     drop_path: float = 0.1
+    head_dropout: float = 0.1
+    """Dropout before the head's classifier (SegFormer's ``dropout_ratio``)."""
     pretrained: str | None = None
     """Local path of an ImageNet MiT / SegFormer checkpoint (nothing is downloaded)."""
     fill: Literal["drop", "zero"] = "drop"

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rsbench import __version__
+from rsbench.distributed import world_size
 from rsbench.errors import ConfigError
 from rsbench.io import publish, write_text
 
@@ -71,6 +72,7 @@ def provenance(device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
         "python": platform.python_version(),
         "device": device,
         "threads": torch.get_num_threads(),  # CPU float sums depend on it (README: threads)
+        "world_size": world_size(),
         "wall_time_s": round(wall_time_s, 3),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **extra,

@@ -116,6 +116,7 @@ def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int)
         fill=card.fill,
         drop_path_rate=card.drop_path,
         pretrained=card.pretrained,
+        dropout=card.head_dropout,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -41,8 +42,12 @@ def train_cmd(
     log_grad_share: bool = typer.Option(
         False, "--log-grad-share", help="Log each weighted loss term's encoder gradient norm relative to the CE's."),
     threads: int | None = typer.Option(None, "--threads", help=THREADS_HELP),
+    nproc: int = typer.Option(1, "--nproc", help="Train with N processes: runs this command under torchrun "
+                              "(DDP; one GPU each, or gloo on CPU)."),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun: start it
+        _launch_torchrun(nproc)
     from rsbench.data import split_name
     from rsbench.threads import apply_threads, choose_threads
     from rsbench.training.stages import default_out
@@ -105,6 +110,25 @@ def train_cmd(
         say(f"resume with: {again}")
         return
     say(f"done: {res.total} iterations in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Run this same command line under torchrun with ``nproc`` processes, and exit with its status."""
+    import subprocess
+    import sys
+
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m",
+           "rsbench", *args]
+    console.print(f"launching {nproc} processes: {' '.join(cmd[2:])}", highlight=False)
+    raise typer.Exit(subprocess.run(cmd, check=False).returncode)
 
 
 def _resume_command(method: str, dataset: str, profile: str, out: Path, overrides: dict, modalities: str | None,

@@ -34,9 +34,10 @@ def _segformer_mit(
     fill: FillMode = "drop",
     drop_path_rate: float = 0.1,
     pretrained: PathLike = None,
+    dropout: float = 0.1,
 ) -> MultiModalSegmentor:
     encoder = ENCODERS.get(encoder_name)(drop_path_rate=drop_path_rate)
-    model = MultiModalSegmentor(encoder, modalities, num_classes, embed_dim or default_embed_dim, fill)
+    model = MultiModalSegmentor(encoder, modalities, num_classes, embed_dim or default_embed_dim, fill, dropout)
     if pretrained:
         # an ImageNet MiT file initialises the encoder only; a SegFormer file must fit the head too
         load_pretrained(model, pretrained, allow_missing_head=True)
@@ -89,8 +90,9 @@ def segformer_timm(
     fill: FillMode = "drop",
     drop_path_rate: float | None = None,
     pretrained: PathLike = None,
+    dropout: float = 0.1,
 ) -> MultiModalSegmentor:
     """SegFormer head on a timm backbone; ``pretrained`` is a local file in timm's key layout."""
     kw = {} if drop_path_rate is None else {"drop_path_rate": drop_path_rate}
     encoder = TimmEncoder(backbone, pretrained=pretrained or False, **kw)
-    return MultiModalSegmentor(encoder, modalities, num_classes, embed_dim, fill)
+    return MultiModalSegmentor(encoder, modalities, num_classes, embed_dim, fill, dropout)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import torch
 
+from rsbench import distributed as dist
 from rsbench.data import create_dataset, dataset_class
 from rsbench.data.transforms import EvalResize
 from rsbench.errors import ConfigError
 from rsbench.protocols.card import ProtocolCard
 from rsbench.protocols.engine import EvalResult, resolve_card, run_protocol
 from rsbench.results import record_checkpoint_evaluation
-from rsbench.runs import load_checkpoint, model_from_checkpoint, pick_device
+from rsbench.runs import load_checkpoint, model_from_checkpoint
 
 
 def _check_fits(checkpoint: str | Path, ckpt: dict, name: str) -> None:
@@ -60,14 +61,14 @@ def evaluate_checkpoint(
     transform = EvalResize(card.eval_size) if card.eval_size else None
     ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
                         modalities=tuple(ckpt["modalities"]))
-    dev = pick_device(str(device))
+    dev = dist.setup(str(device))  # under torchrun: join the group; each rank scores its shard
     model = model.to(dev)
     results = []
     for pcard in cards:
         result = run_protocol(model, ds, pcard, batch_size=batch_size, device=dev, convention=convention,
                               progress=progress)
         path = None
-        if write:
+        if write and dist.is_primary():  # rank 0 alone writes (it holds the merged counts)
             target = None if out is None else (Path(out) if len(cards) == 1 else Path(out) / f"{pcard.name}.json")
             path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), target)
         results.append((result, path))

@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from rsbench import distributed as dist
 from rsbench.data import SegmentationDataset
+from rsbench.data.sampler import shard_indices
 from rsbench.data.transforms import collate
 from rsbench.errors import ConfigError
 from rsbench.metrics import SegmentationMetric, confusion_matrix
@@ -259,8 +261,10 @@ def run_protocol(
     bank = {c.key: SegmentationMetric(k, convention=convention) for c in conds}
     per_image: dict[str, list[tuple[Tensor, Tensor]]] = {c.key: [] for c in conds}
     sample_ids: list[int] = []
-    loader = DataLoader(_Indexed(dataset), batch_size=batch_size, shuffle=False, collate_fn=_collate,
-                        num_workers=num_workers)
+    indexed: Dataset = _Indexed(dataset)
+    if dist.active():  # this rank's exact share: every sample once over the ranks, none padded
+        indexed = Subset(indexed, shard_indices(len(dataset), dist.rank(), dist.world_size()))
+    loader = DataLoader(indexed, batch_size=batch_size, shuffle=False, collate_fn=_collate, num_workers=num_workers)
     cached = cache and isinstance(model, MultiModalSegmentor)
     was_training = model.training
     model.eval()
@@ -270,7 +274,7 @@ def run_protocol(
     walk = _FoldedWalk(folded, conds, model.modalities, card.fill) if folded is not None else None
     start = time.perf_counter()
     zero_feats = None
-    bar = _progress(progress, f"{card.name} ({len(conds)} conditions)", len(dataset))
+    bar = _progress(progress and dist.is_primary(), f"{card.name} ({len(conds)} conditions)", len(dataset))
     try:
         for sample, ids in _iterate(loader, bar):
             mods = {n: sample["modalities"][n].to(device) for n in names}
@@ -294,14 +298,29 @@ def run_protocol(
         if bar is not None:
             bar.stop()
         model.train(was_training)
+    empty = torch.zeros(0, k, dtype=torch.int32)  # a rank whose shard is empty
+    per_image_cat = {key: (torch.cat([i for i, _ in v]), torch.cat([u for _, u in v])) if v else (empty, empty)
+                     for key, v in per_image.items()}
+    if dist.active():
+        for m in bank.values():
+            m.sync()
+        sample_ids, per_image_cat = _gather_per_image(sample_ids, per_image_cat)
     scores = {key: m.compute().to_dict() for key, m in bank.items()}
     summary = summarize_conditions(card.kind, {key: v["miou"] for key, v in scores.items()}, conds, names)
     return EvalResult(protocol=card.name, fill=card.fill, convention=convention, modalities=names, subsets=scores,
                       summary=summary, wall_time_s=time.perf_counter() - start, num_samples=len(dataset),
                       extra={"protocol_card": card.to_dict(), "protocol_digest": card.digest(),
-                             "per_image": {"sample_index": sample_ids,
-                                           **{key: (torch.cat([i for i, _ in v]), torch.cat([u for _, u in v]))
-                                              for key, v in per_image.items()}}})
+                             "per_image": {"sample_index": sample_ids, **per_image_cat}})
+
+
+def _gather_per_image(ids: list[int], per_image: dict[str, tuple[Tensor, Tensor]]
+                      ) -> tuple[list[int], dict[str, tuple[Tensor, Tensor]]]:
+    """Every rank's per-image counts, in sample order (the order one process gives)."""
+    parts = dist.all_gather_objects((ids, {k: (i.cpu(), u.cpu()) for k, (i, u) in per_image.items()}))
+    all_ids = [i for part_ids, _ in parts for i in part_ids]
+    order = torch.tensor(sorted(range(len(all_ids)), key=all_ids.__getitem__))
+    merged = {key: tuple(torch.cat([p[1][key][j] for p in parts])[order] for j in (0, 1)) for key in per_image}
+    return sorted(all_ids), merged  # type: ignore[return-value]
 
 
 @torch.no_grad()

@@ -39,8 +39,16 @@ from rsbench.data.sampler import EpochBatches
 from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
 from rsbench.io import write_text
-from rsbench.runs import CHECKPOINT_NAME, atomic_save, build_model, data_fingerprint, load_checkpoint, \
-    load_resumable, model_from_checkpoint
+from rsbench.runs import (
+    CHECKPOINT_NAME,
+    atomic_save,
+    build_model,
+    data_fingerprint,
+    load_checkpoint,
+    load_resumable,
+    model_from_checkpoint,
+)
+from rsbench.seeding import mix
 from rsbench.training.grad_share import GRAD_SHARE_EVERY, gradient_shares
 from rsbench.training.log import TrainLog
 from rsbench.training.schedule import lr_factor, param_groups
@@ -205,7 +213,6 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     start_time = time.perf_counter()
     rank, world = dist.rank(), dist.world_size()
     primary = rank == 0
-    torch.manual_seed(card.seed)
     notes: list[str] = []
 
     # ---- data (rank 0 first: generated sets are written once)
@@ -218,6 +225,7 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     modalities, num_classes = train_ds.modalities, train_ds.info.num_classes
 
     # ---- model, teacher, step, optimiser
+    torch.manual_seed(card.seed)  # here, after the data: generating a -synth set must not move the initial weights
     model = build_model(card, modalities, num_classes).to(dev)
     teacher_model = None
     if card.stage == "student":
@@ -230,6 +238,9 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             raise ConfigError(f"teacher {teacher} was trained on other data than this student's training split")
         teacher_model, _ = model_from_checkpoint(t_ckpt)
         teacher_model = teacher_model.to(dev).requires_grad_(False)
+    if world > 1:  # identical initial weights above; per-sample randomness (drop path) differs by rank below
+        torch.manual_seed(mix(card.seed, rank))
+        dist.sync_batchnorm(model, dev)  # BatchNorm statistics over the global batch (before the optimiser sees them)
     losses = build_losses(card, num_classes)
     optimizer = torch.optim.AdamW(param_groups(model, card.weight_decay), lr=card.lr)
     use_amp = card.amp and dev.type == "cuda"
@@ -270,7 +281,6 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         raise ConfigError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
 
     if world > 1:
-        dist.sync_batchnorm(model, dev)
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(
             StudentForward(model), device_ids=[dev.index] if dev.type == "cuda" else None,
             find_unused_parameters=card.modality_dropout and card.fill == "drop")

@@ -129,7 +129,8 @@ class TrainStep(nn.Module):
         return torch.Generator(device=device).manual_seed(mix(seed, self.rank) if self.world_size > 1 else seed)
 
     # ---------------------------------------------------------------- the step
-    def forward(self, modalities: dict[str, Tensor], labels: Tensor, present: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, modalities: dict[str, Tensor], labels: Tensor,
+                present: Tensor | None = None) -> dict[str, Tensor]:
         """``present`` (bool ``[B, M]``) fixes the kept modalities instead of drawing them (tests, benchmarks)."""
         b = labels.shape[0]
         if present is None and self.dropout is not None:
