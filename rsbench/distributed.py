@@ -124,6 +124,22 @@ def primary_first() -> Iterator[None]:
         barrier()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over ranks: the gradient of every rank's copy of the sum is summed back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class CrossRankBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the global batch, on any device (gloo included).
 
@@ -138,8 +154,7 @@ class CrossRankBatchNorm(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and active()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _AllReduceSum.apply
         c = x.shape[1]
         count = torch.tensor([x.numel() // c], dtype=x.dtype, device=x.device)
         total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))
