@@ -349,8 +349,8 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         """The sync point: values to the host, NaN check, log lines (``val``: mIoU of validated iterations)."""
         if not pending:
             return
-        values = torch.stack([torch.stack([t["loss"].detach().float(), *[v.detach().float() for k, v in t.items()
-                                                                          if k != "loss"]]) for _, _, t, _ in pending])
+        values = torch.stack([torch.stack([t["loss"].float(), *[v.float() for k, v in t.items() if k != "loss"]])
+                              for _, _, t, _ in pending])
         rows = values.tolist()
         for (i, _, terms, _), row in zip(pending, rows, strict=True):
             if not all(math.isfinite(v) for v in row):
@@ -398,7 +398,8 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
                 nn.utils.clip_grad_norm_(model.parameters(), card.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            pending.append((it + 1, optimizer.param_groups[0]["lr"], out, shares))
+            # detached: holding a step's graph until the sync point would keep its activations alive
+            pending.append((it + 1, optimizer.param_groups[0]["lr"], {k: v.detach() for k, v in out.items()}, shares))
             it += 1
             if it == start_iter + 1:
                 t_first = time.perf_counter()
