@@ -233,7 +233,9 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             raise ConfigError(f"card {card.name} trains a student: give the teacher checkpoint")
         t_ckpt = load_checkpoint(teacher)
         if tuple(t_ckpt["modalities"]) != modalities or int(t_ckpt["num_classes"]) != num_classes:
-            raise ConfigError(f"teacher {teacher} was trained on other modalities/classes")
+            raise ConfigError(f"teacher {teacher} was trained on {t_ckpt.get('dataset', '?')} "
+                              f"({','.join(t_ckpt['modalities'])}; {int(t_ckpt['num_classes'])} classes); this student "
+                              f"trains on {dataset} ({','.join(modalities)}; {num_classes} classes)")
         if t_ckpt["data_fingerprint"] != fingerprint:
             raise ConfigError(f"teacher {teacher} was trained on other data than this student's training split")
         teacher_model, _ = model_from_checkpoint(t_ckpt)
