@@ -7,6 +7,7 @@ can be copied and searched; tables take the width their cells need.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -31,6 +32,8 @@ def is_interactive() -> bool:
 
 
 console = make_console()
+if os.environ.get("RANK", "0") != "0":
+    console.quiet = True  # under torchrun only rank 0 prints (errors still reach stderr through the CLI)
 
 
 def add_name_column(table: Table, header: str, names: Iterable[str]) -> None:

@@ -74,9 +74,13 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path, teacher: Path, s
                            profiles={"quick": QUICK})
     card = load_card(str(card_path), "quick")
     one = train(card, "deliver-synth", tmp_path / "one", teacher=teacher, progress=False)
-    run = _torchrun(["train", str(card_path), "-d", "deliver-synth", "-p", "quick", "--stage", "student",
-                     "--teacher", str(teacher), "--out", str(tmp_path / "two"), "--device", "cpu"], synth_cache)
+    env = {**os.environ, "RSBENCH_CACHE": str(synth_cache), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "rsbench", "train", str(card_path), "-d", "deliver-synth", "-p",
+                          "quick", "--stage", "student", "--teacher", str(teacher), "--out", str(tmp_path / "two"),
+                          "--device", "cpu", "--nproc", "2"], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)  # --nproc 2: the command runs itself under torchrun
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "launching 2 processes" in run.stdout and run.stdout.count("done: 3 iterations") == 1  # rank 0 prints
     a, b = load_checkpoint(one.checkpoint), load_checkpoint(tmp_path / "two" / "last.pt")
     assert b["world_size"] == 2 and b["iter"] == a["iter"] == 3
     init = train(load_card(str(card_path), "quick", {"iters": 1}), "deliver-synth", tmp_path / "init",
