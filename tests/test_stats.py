@@ -59,3 +59,17 @@ def test_paired_difference_significant_only_when_it_should_be() -> None:
 def test_seed_interval_is_the_t_interval() -> None:
     mean, lo, hi = seed_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and hi - mean == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3))
+
+
+def test_all_resamples_at_once_equal_indexing_each_resample() -> None:
+    """The vectorised bootstrap (weights @ counts) gives each resample's summary as summing its rows does."""
+    from rsbench.leaderboard.stats import _image_weights, _resampled_summaries, _summary_value, average
+
+    rng = np.random.default_rng(3)
+    counts = {c: (rng.integers(0, 50, (12, 5)), rng.integers(50, 100, (12, 5))) for c in ("a", "b", "c")}
+    counts["a"][1][:, 4] = 0  # a class absent from every image: skipped by nanmean
+    draws = [rng.integers(0, 12, 12) for _ in range(20)]
+    for convention in ("nanmean", "mean"):
+        at_once = _resampled_summaries(counts, _image_weights(draws, 12), average, convention)
+        one_by_one = [_summary_value(counts, rows, average, convention) for rows in draws]
+        np.testing.assert_allclose(at_once, one_by_one, rtol=1e-12)

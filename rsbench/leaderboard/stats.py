@@ -11,6 +11,7 @@ excludes 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +34,34 @@ def _summary_value(counts: Counts, rows: np.ndarray | slice, summary: Callable[[
     return summary(mious)
 
 
-def average(mious: dict[str, float]) -> float:
-    return float(np.mean(list(mious.values())))
+def _resampled_summaries(counts: Counts, weights: np.ndarray, summary: Callable, convention: str) -> np.ndarray:
+    """``summary`` on every resample at once: ``weights[d, j]`` = how often resample ``d`` drew image ``j``.
+
+    Summed counts are ``weights @ counts`` (integers, exact in float64), so each resample's mIoU equals
+    the one of indexing and summing its rows; the summaries take arrays over resamples element-wise.
+    """
+    mious = {}
+    for key, (i, u) in counts.items():
+        inter = weights @ np.asarray(i, dtype=np.float64)
+        union = weights @ np.asarray(u, dtype=np.float64)
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        if convention == "nanmean":
+            present = (union > 0).sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mious[key] = np.where(present > 0, 100 * (iou * (union > 0)).sum(1) / present, np.nan)
+        else:
+            mious[key] = 100 * iou.mean(1)
+    return np.asarray(summary(mious), dtype=np.float64)
+
+
+def _image_weights(draws: list[np.ndarray], n: int) -> np.ndarray:
+    return np.stack([np.bincount(rows, minlength=n) for rows in draws]).astype(np.float64)
+
+
+def average(mious: dict[str, Any]) -> Any:
+    """Mean over conditions; of floats (one value) or of arrays over resamples (element-wise)."""
+    mean = np.mean(np.stack([np.asarray(v, dtype=np.float64) for v in mious.values()]), axis=0)
+    return float(mean) if mean.ndim == 0 else mean
 
 
 def bootstrap_interval(counts: Counts, summary: Callable[[dict[str, float]], float] = average,
@@ -44,7 +71,8 @@ def bootstrap_interval(counts: Counts, summary: Callable[[dict[str, float]], flo
     n = next(iter(counts.values()))[0].shape[0]
     value = _summary_value(counts, slice(None), summary, convention)
     rng = np.random.default_rng(seed)
-    draws = [_summary_value(counts, rng.integers(0, n, n), summary, convention) for _ in range(n_boot)]
+    weights = _image_weights([rng.integers(0, n, n) for _ in range(n_boot)], n)
+    draws = _resampled_summaries(counts, weights, summary, convention)
     lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return value, float(lo), float(hi)
 
@@ -71,15 +99,18 @@ def paired_difference_runs(a: list[Counts], b: list[Counts], summary: Callable[[
         if next(iter(x.values()))[0].shape[0] != n or set(x) != set(a[0]):
             raise ValueError("a paired comparison needs the same samples and conditions")
     k = len(a)
-
-    def diff(seeds, rows) -> float:
-        return float(np.mean([_summary_value(a[s], rows, summary, convention) - _summary_value(b[s], rows, summary,
-                                                                                              convention)
-                              for s in seeds]))
-
-    value = diff(range(k), slice(None))
+    value = float(np.mean([_summary_value(a[s], slice(None), summary, convention)
+                           - _summary_value(b[s], slice(None), summary, convention) for s in range(k)]))
     rng = np.random.default_rng(seed)
-    draws = [diff(rng.integers(0, k, k) if k > 1 else [0], rng.integers(0, n, n)) for _ in range(n_boot)]
+    seed_draws, image_draws = [], []
+    for _ in range(n_boot):  # the draw order of every earlier version: seeds, then images
+        seed_draws.append(rng.integers(0, k, k) if k > 1 else np.zeros(1, dtype=np.int64))
+        image_draws.append(rng.integers(0, n, n))
+    weights = _image_weights(image_draws, n)
+    gaps = np.stack([_resampled_summaries(a[s], weights, summary, convention)
+                     - _resampled_summaries(b[s], weights, summary, convention) for s in range(k)], axis=1)
+    picks = np.stack([np.bincount(d, minlength=k) for d in seed_draws]).astype(np.float64)  # [n_boot, k]
+    draws = (picks * gaps).sum(1) / picks.sum(1)
     lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return value, float(lo), float(hi)
 
