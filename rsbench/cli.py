@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc
 
 from rsbench import __version__
+from rsbench.console import header_before_output
 from rsbench.errors import RsbenchError
 
 
@@ -66,6 +67,8 @@ class _UserErrorGroup(TyperGroup):
             code = 1
         else:
             code = rv if isinstance(rv, int) else 0
+        finally:
+            header_before_output(None)  # a header never printed (an early error) must not leak into the next command
         if not standalone_mode:
             return code
         sys.exit(code)

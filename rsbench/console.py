@@ -11,8 +11,9 @@ import os
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable, RenderableType, RenderHook, RichCast
 from rich.table import Table
+from rich.text import Text
 
 LOG_WIDTH = 1000
 """Columns assumed when the output is not a terminal: wider than any table rsbench prints."""
@@ -52,3 +53,31 @@ def status(message: str) -> AbstractContextManager[object]:
         return console.status(message)
     console.print(message)
     return nullcontext()
+
+
+class _PendingHeader(RenderHook):
+    """Prepends a line to the console's next output, once (see :func:`header_before_output`)."""
+
+    def __init__(self) -> None:
+        self.line: str | None = None
+
+    def process_renderables(
+        self, renderables: list[ConsoleRenderable | RichCast | RenderableType]
+    ) -> list[ConsoleRenderable | RichCast | RenderableType]:
+        if self.line is None:
+            return renderables
+        line, self.line = self.line, None
+        return [Text(line), *renderables]
+
+
+_pending = _PendingHeader()
+console.push_render_hook(_pending)
+
+
+def header_before_output(line: str | None) -> None:
+    """Print ``line`` just before the command's next output (``None`` forgets a pending one).
+
+    A run's header (its thread count) then sits above its first real line, while an input error
+    found later, before any output, still leaves exactly one line (``rsbench: error: ...``).
+    """
+    _pending.line = line

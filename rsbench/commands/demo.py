@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from rsbench.console import add_name_column, console, status
+from rsbench.console import add_name_column, console, header_before_output, status
 from rsbench.threads import THREADS_HELP
 
 DEMO_TEACHER_ITERS = 600  # a sixth of the quick profile (3600): the demo must stay a few minutes on a laptop
@@ -68,7 +68,7 @@ def demo(
     teacher_card = load_card("teacher", "quick", {"iters": iters})
     student_card = load_card("robustseg", "quick", {"iters": student_iters})
     apply_threads(thread_choice.threads)
-    console.print(thread_choice.describe())
+    header_before_output(thread_choice.describe())
 
     with status(f"generating {dataset} (cached after the first run) ..."):
         val = create_dataset(dataset, split="val", synth=teacher_card.synth or None)
@@ -119,7 +119,7 @@ def _score(checkpoint: Path, cards: list[Any], device: str) -> list[tuple[Path, 
             found.setdefault((rec["protocol_digest"], rec["fill"]), (path, rec))
     todo = [c for c in cards if (c.digest(), c.fill) not in found]
     if len(todo) < len(cards):
-        console.print(f"   reusing {len(cards) - len(todo)} records of {checkpoint}")
+        console.print(f"   {len(cards) - len(todo)} records of {checkpoint} already written: read back, none added")
     fresh = iter(evaluate_checkpoint(checkpoint, todo, device=device, progress=True) if todo else [])
     out = []
     for card in cards:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from rsbench.console import add_name_column, console
+from rsbench.console import add_name_column, console, header_before_output
 from rsbench.threads import THREADS_HELP
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def eval_cmd(
         ds = _checkpoint_dataset(checkpoint, dataset, root, split)
     check_dataset_files([ds] if ds is not None else [])
     apply_threads(thread_choice.threads)
-    console.print(thread_choice.describe())
+    header_before_output(thread_choice.describe())
     dev = pick_device(device)
 
     if weights is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from rsbench.cards import MethodCard, load_card
-from rsbench.console import console
+from rsbench.console import console, header_before_output
 from rsbench.errors import ConfigError
 from rsbench.threads import THREADS_HELP
 
@@ -76,7 +76,7 @@ def train_cmd(
         writable_folder(out or default_out(dataset, card, profile, mods))
     _check_training_data(dataset, root, card, mods)
     apply_threads(thread_choice.threads)
-    console.print(thread_choice.describe())
+    header_before_output(thread_choice.describe())
 
     from rsbench.training import TrainingInterrupted, teacher_for, train
 
