@@ -46,7 +46,7 @@ def _direct_released(fs, ft, ns, nt, noise_std):
     return torch.linalg.vector_norm(inv, dim=-1).sum()
 
 
-@pytest.mark.parametrize("chunk", [7, 60, 150, 10**9])  # below one pair, a few pairs, a few copies, all at once
+@pytest.mark.parametrize("chunk", [7, 25, 60, 150, 700, 10**9])  # channels, pairs, copies, all at once
 @pytest.mark.parametrize("noise_std", ["pixel", "map"])
 def test_rrm_chunked_sums_equal_the_direct_released_form(monkeypatch, chunk: int, noise_std: str) -> None:
     monkeypatch.setattr(rrm_module, "CHUNK_ELEMENTS", chunk)

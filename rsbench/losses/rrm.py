@@ -135,36 +135,41 @@ class _ReleasedSums(torch.autograd.Function):
             u1, u2 = torch.zeros_like(fs), torch.zeros_like(fs)
             v1 = fs.new_zeros(p, 1, *fs.shape[-2:])
             v2 = torch.zeros_like(v1)
-        per_copy = p * fs[0].numel()
-        limit = CHUNK_ELEMENTS if fs.device.type == "cpu" else n * per_copy
-        copies = max(1, limit // per_copy)
-        pairs = p if copies > 1 else max(1, min(p, limit // fs[0].numel()))
+        chans, per_chan = fs.shape[1], fs[0, 0].numel()
+        limit = CHUNK_ELEMENTS if fs.device.type == "cpu" else n * p * chans * per_chan
+        # chunk = copies x pairs x channels; the copies vary fastest, so a chunk's slice of the
+        # gradient sums stays in cache while all its copies are added in
+        cs = min(chans, max(1, limit // per_chan))
+        ps = min(p, max(1, limit // (cs * per_chan)))
+        ni = min(n, max(1, limit // (ps * cs * per_chan)))
         dims = (0, 2, 3, 4)
         buffers: dict[tuple[int, ...], list[Tensor]] = {}  # chunk-sized, reused: fresh ones cost page faults
-        for i in range(0, n, copies):
-            for j in range(0, p, pairs):
-                sl = slice(j, j + pairs)
-                eps_s, eps_t = ns[i:i + copies, sl], nt[i:i + copies, sl]
-                shape = tuple(eps_s.shape)
-                if shape not in buffers:
-                    buffers[shape] = [fs.new_empty(shape) for _ in range(4)]
-                x, l_s, d, p_t = buffers[shape]
-                torch._log_softmax(torch.addcmul(fs[sl], sigma_s[sl], eps_s, out=x), -2, False, out=l_s)
-                torch._log_softmax(torch.addcmul(ft[sl], sigma_t[sl], eps_t, out=x), -2, False, out=d)
-                torch.exp(d, out=p_t)
-                d.sub_(l_s)  # log p_T - l_S
-                part = [torch.mul(p_t, d, out=x).sum(dim=dims), torch.mul(p_t, p_t, out=x).sum(dim=dims)]
-                r = d.add_(1.0)
-                part.append(torch.mul(r, r, out=x).sum(dim=dims))
-                sums[:, sl] += torch.stack(part)
-                if need_grad:
-                    q_s = l_s.exp_()
-                    w2 = r.addcmul_(q_s, r.sum(dim=-2, keepdim=True), value=-1.0)  # r - q_S sum_H r
-                    w1 = q_s.sub_(p_t)  # q_S - p_T
-                    u1[sl] += w1.sum(0) if len(w1) > 1 else w1[0]
-                    u2[sl] += w2.sum(0) if len(w2) > 1 else w2[0]
-                    v1[sl] += w1.mul_(eps_s).sum(dim=(0, 2), keepdim=True)[0]
-                    v2[sl] += w2.mul_(eps_s).sum(dim=(0, 2), keepdim=True)[0]
+        for j in range(0, p, ps):
+            for k in range(0, chans, cs):
+                sl, ch = slice(j, j + ps), slice(k, k + cs)
+                f_s, f_t, sig_s, sig_t = fs[sl, ch], ft[sl, ch], sigma_s[sl], sigma_t[sl]
+                for i in range(0, n, ni):
+                    eps_s, eps_t = ns[i:i + ni, sl, ch], nt[i:i + ni, sl, ch]
+                    shape = tuple(eps_s.shape)
+                    if shape not in buffers:
+                        buffers[shape] = [fs.new_empty(shape) for _ in range(4)]
+                    x, l_s, d, p_t = buffers[shape]
+                    torch._log_softmax(torch.addcmul(f_s, sig_s, eps_s, out=x), -2, False, out=l_s)
+                    torch._log_softmax(torch.addcmul(f_t, sig_t, eps_t, out=x), -2, False, out=d)
+                    torch.exp(d, out=p_t)
+                    d.sub_(l_s)  # log p_T - l_S
+                    part = [torch.mul(p_t, d, out=x).sum(dim=dims), torch.mul(p_t, p_t, out=x).sum(dim=dims)]
+                    r = d.add_(1.0)
+                    part.append(torch.mul(r, r, out=x).sum(dim=dims))
+                    sums[:, sl] += torch.stack(part)
+                    if need_grad:
+                        q_s = l_s.exp_()
+                        w2 = r.addcmul_(q_s, r.sum(dim=-2, keepdim=True), value=-1.0)  # r - q_S sum_H r
+                        w1 = q_s.sub_(p_t)  # q_S - p_T
+                        u1[sl, ch] += w1.sum(0) if len(w1) > 1 else w1[0]
+                        u2[sl, ch] += w2.sum(0) if len(w2) > 1 else w2[0]
+                        v1[sl] += w1.mul_(eps_s).sum(dim=(0, 2), keepdim=True)[0]
+                        v2[sl] += w2.mul_(eps_s).sum(dim=(0, 2), keepdim=True)[0]
         s1, s2, s3 = sums.to(fs.dtype).unbind(0)
         ctx.mark_non_differentiable(s2)
         if need_grad:
