@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rsbench._version import __version__  # noqa: E402 - before the lazy public face
-
 from typing import TYPE_CHECKING, Any
+
+from rsbench._version import __version__ as __version__  # re-exported: rsbench.__version__
 
 if TYPE_CHECKING:
     from pathlib import Path

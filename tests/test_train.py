@@ -13,8 +13,8 @@ from rsbench.cards import MethodCard, builtin_cards, load_card
 from rsbench.errors import ConfigError
 from rsbench.runs import load_checkpoint, model_from_checkpoint
 from rsbench.training import TrainingError, train
-from rsbench.training.schedule import lr_factor
 from rsbench.training.log import read_log
+from rsbench.training.schedule import lr_factor
 from tests.conftest import write_card
 
 
