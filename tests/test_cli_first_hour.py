@@ -195,7 +195,7 @@ def test_tables_never_cut_subset_names_even_in_a_narrow_terminal() -> None:
 
 # --------------------------------------------------------------------------------------------- demo
 def test_demo_scoring_reuses_records_of_the_same_checkpoint_and_card(tiny_run: tuple[Path, str]) -> None:
-    from rsbench.commands.demo import _score
+    from rsbench.cli.demo import _score
     from rsbench.protocols import resolve_protocols
 
     out, _ = tiny_run

@@ -98,7 +98,7 @@ def _root(
 
 
 def _register() -> None:
-    from rsbench.commands import compare, data, demo, evaluate, leaderboard, plot, train
+    from rsbench.cli import compare, data, demo, evaluate, leaderboard, plot, train
 
     app.add_typer(data.app, name="data")
     app.command("train")(train.train_cmd)

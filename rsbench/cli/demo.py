@@ -48,7 +48,7 @@ def demo(
 ) -> None:
     """Generate data, train a teacher and a RobustSeg student, compare them under missing modalities."""
     from rsbench.cards import load_card
-    from rsbench.commands.compare import comparison_table
+    from rsbench.cli.compare import comparison_table
     from rsbench.data import create_dataset, split_name
     from rsbench.errors import ConfigError
     from rsbench.leaderboard import compare
