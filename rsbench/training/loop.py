@@ -55,7 +55,8 @@ from rsbench.training.schedule import lr_factor, param_groups
 from rsbench.training.step import StudentForward, TrainStep, build_losses
 
 LOG_INTERVAL = 50  # iterations averaged per line of log.jsonl (fewer when validation is more frequent)
-ETA_AFTER = 10  # iterations measured before the run prints its estimated duration
+ETA_AFTER = 10  # iterations measured before the run prints its estimated duration ...
+ETA_AFTER_S = 30.0  # ... or seconds, whichever comes first
 LOCK_NAME = ".rsbench.lock"
 
 
@@ -403,13 +404,15 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             # detached: holding a step's graph until the sync point would keep its activations alive
             pending.append((it + 1, optimizer.param_groups[0]["lr"], {k: v.detach() for k, v in out.items()}, shares))
             it += 1
-            if it == start_iter + 1:
+            if it == start_iter + 1:  # the first step warms up: timing starts after it
                 t_first = time.perf_counter()
-            elif it == start_iter + 1 + ETA_AFTER and primary and t_first is not None:
-                per_it = (time.perf_counter() - t_first) / ETA_AFTER
-                left = per_it * (end_iter - it)
-                say(f"estimated: {_fmt_eta(left)} for the remaining {end_iter - it} iterations "
-                    f"({per_it:.2f} s per iteration)")
+            elif t_first is not None and primary and it < end_iter:
+                done, spent = it - start_iter - 1, time.perf_counter() - t_first
+                if done >= ETA_AFTER or spent > ETA_AFTER_S:  # slow steps (paper profile on a CPU): say it sooner
+                    per_it = spent / done
+                    say(f"estimated: {_fmt_eta(per_it * (end_iter - it))} for the remaining {end_iter - it} "
+                        f"iterations ({per_it:.2f} s per iteration)")
+                    t_first = None
             validate = it % card.val_interval == 0 or it == card.iters
             stop = interrupted.is_set()
             if world > 1:  # every rank stops at the same step
