@@ -79,6 +79,22 @@ def pair_indices(table: Tensor, stage: int, slot_present: Tensor | None = None) 
     return samples[keep], students[keep], teachers[keep]
 
 
+def stage_pair_indices(
+    table: Tensor, slot_present: Tensor | None, device: torch.device
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``pair_indices`` of every stage, worked out on the CPU and sent to ``device``.
+
+    Why: the kept pairs have a data-dependent count, so selecting them on a GPU would wait for the
+    device once per stage and loss; on the CPU it costs one copy of ``slot_present`` per call.
+    """
+    table = table.cpu()
+    present = None if slot_present is None else slot_present.cpu()
+    return [
+        tuple(t.to(device, non_blocking=True) for t in pair_indices(table, j, present))  # type: ignore[misc]
+        for j in range(table.shape[1])
+    ]
+
+
 def _check_range(pairing: Tensor, m: int) -> None:
     if bool(((pairing < 0) | (pairing >= m)).any()):
         raise ValueError(f"pairing indices must lie in [0, {m})")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsbench.losses._pairing import PAIRINGS, draw_pair_table, pair_indices
+from rsbench.losses._pairing import PAIRINGS, draw_pair_table, stage_pair_indices
 from rsbench.losses._registry import LOSSES
 
 NORMS = ("mean", "count_squared")
@@ -63,10 +63,21 @@ def class_prototypes(
     """
     if norm not in NORMS:
         raise ValueError(f"unknown prototype norm {norm!r}; expected one of {NORMS}")
-    b, m, c, h, w = features.shape
-    lab = downsample_labels(labels, (h, w)).reshape(b, h * w)
+    return _prototypes(features, label_onehot(labels, features.shape[-2:], num_classes, ignore_index, features.dtype),
+                       norm)
+
+
+def label_onehot(
+    labels: Tensor, size: Sequence[int], num_classes: int, ignore_index: int, dtype: torch.dtype
+) -> Tensor:
+    """Labels nearest-downsampled to ``size``, one-hot ``[B, h*w, K]``; ignore pixels are all-zero rows."""
+    lab = downsample_labels(labels, tuple(size)).flatten(1)
     valid = lab != ignore_index
-    onehot = F.one_hot(torch.where(valid, lab, 0), num_classes).to(features.dtype) * valid[..., None]  # [B, P, K]
+    return F.one_hot(torch.where(valid, lab, 0), num_classes).to(dtype) * valid[..., None]
+
+
+def _prototypes(features: Tensor, onehot: Tensor, norm: str) -> Tensor:
+    b, m, c, h, w = features.shape
     sums = torch.einsum("bmcp,bpk->bmkc", features.reshape(b, m, c, h * w), onehot)
     counts = onehot.sum(1).clamp(min=1.0)[:, None, :, None]  # [B, 1, K, 1]
     return sums / (counts if norm == "mean" else counts * counts)
@@ -105,14 +116,16 @@ def hpdm_loss(
     if len(student_feats) != len(teacher_feats):
         raise ValueError(f"{len(student_feats)} student stages vs {len(teacher_feats)} teacher stages")
     b, m = teacher_feats[0].shape[:2]
-    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator).to(labels.device)
+    if norm not in NORMS:
+        raise ValueError(f"unknown prototype norm {norm!r}; expected one of {NORMS}")
+    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator)
+    pairs = stage_pair_indices(table, slot_present, labels.device)
     total = teacher_feats[0].new_zeros(())
-    for j, (fs, ft) in enumerate(zip(student_feats, teacher_feats, strict=True)):
+    for fs, ft, (bi, si, ti) in zip(student_feats, teacher_feats, pairs, strict=True):
         if fs.shape != ft.shape:
             raise ValueError(f"stage shapes differ: {tuple(fs.shape)} vs {tuple(ft.shape)}")
-        ps = class_prototypes(fs, labels, num_classes, norm, ignore_index)
-        pt = class_prototypes(ft.detach(), labels, num_classes, norm, ignore_index)
-        bi, si, ti = pair_indices(table, j, slot_present)
+        onehot = label_onehot(labels, fs.shape[-2:], num_classes, ignore_index, fs.dtype)  # shared by both sides
+        ps, pt = _prototypes(fs, onehot, norm), _prototypes(ft.detach(), onehot, norm)
         total = total + prototype_kl(ps[bi, si], pt[bi, ti]).sum()
     return total / b
 

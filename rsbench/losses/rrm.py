@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsbench.losses._pairing import PAIRINGS, draw_pair_table, pair_indices
+from rsbench.losses._pairing import PAIRINGS, draw_pair_table, stage_pair_indices
 from rsbench.losses._registry import LOSSES
 
 AXES = {"channel": -3, "height": -2}
@@ -306,10 +306,10 @@ def rrm_loss(
     if len(student_feats) != len(teacher_feats):
         raise ValueError(f"{len(student_feats)} student stages vs {len(teacher_feats)} teacher stages")
     b, m = teacher_feats[0].shape[:2]
-    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator).to(teacher_feats[0].device)
+    table = draw_pair_table(pairing, b, len(teacher_feats), m, generator)
+    pairs = stage_pair_indices(table, slot_present, teacher_feats[0].device)
     total = teacher_feats[0].new_zeros(())
-    for j, (fs, ft) in enumerate(zip(student_feats, teacher_feats, strict=True)):
-        bi, si, ti = pair_indices(table, j, slot_present)
+    for j, (fs, ft, (bi, si, ti)) in enumerate(zip(student_feats, teacher_feats, pairs, strict=True)):
         if bi.numel() == 0:
             continue
         ps, pt = fs[bi, si], ft[bi, ti]
