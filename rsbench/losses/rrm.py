@@ -154,8 +154,8 @@ class _ReleasedSums(torch.autograd.Function):
                     if shape not in buffers:
                         buffers[shape] = [fs.new_empty(shape) for _ in range(4)]
                     x, l_s, d, p_t = buffers[shape]
-                    torch._log_softmax(torch.addcmul(f_s, sig_s, eps_s, out=x), -2, False, out=l_s)
-                    torch._log_softmax(torch.addcmul(f_t, sig_t, eps_t, out=x), -2, False, out=d)
+                    torch.log_softmax(torch.addcmul(f_s, sig_s, eps_s, out=x), -2, out=l_s)
+                    torch.log_softmax(torch.addcmul(f_t, sig_t, eps_t, out=x), -2, out=d)
                     torch.exp(d, out=p_t)
                     d.sub_(l_s)  # log p_T - l_S
                     part = [torch.mul(p_t, d, out=x).sum(dim=dims), torch.mul(p_t, p_t, out=x).sum(dim=dims)]
