@@ -130,7 +130,8 @@ class _ReleasedSums(torch.autograd.Function):
         need_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         n, p = ns.shape[:2]
-        sums = torch.zeros(3, p, dtype=torch.float64, device=fs.device)
+        acc = torch.float64 if fs.device.type in ("cpu", "cuda") else fs.dtype  # MPS has no float64
+        sums = torch.zeros(3, p, dtype=acc, device=fs.device)
         if need_grad:
             u1, u2 = torch.zeros_like(fs), torch.zeros_like(fs)
             v1 = fs.new_zeros(p, 1, *fs.shape[-2:])
