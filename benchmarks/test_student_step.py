@@ -7,8 +7,10 @@ pairs). The budget: a RobustSeg step costs at most 1.4x a moddrop step at the pu
 (``paper`` profile: MiT-B0, embedding 768, crop 256; on CPU with batch 2 so that it runs in about a
 minute). The rounds of the two steps alternate, so a change in the machine's load hits both alike;
 the ratio is of the medians. ``RSBENCH_BENCH_PROFILE`` picks another profile and ``RSBENCH_BENCH_BATCH``
-another batch size. Also printed: the frozen teacher's forward alone, as a share of a moddrop step, and
-each step's peak memory (``_steps.peak_memory_mib``: CPU resident-set high-water mark, or CUDA allocations).
+another batch size (figures only: the budget holds for ``paper``; the tiny ``quick`` model measures
+about 2.1x, its own compute being as small as RRM's work on 10 noisy copies of every map). Also
+printed: the frozen teacher's forward alone, as a share of a moddrop step, and each step's peak memory
+(``_steps.peak_memory_mib``: CPU resident-set high-water mark, or CUDA allocations).
 """
 
 from __future__ import annotations
@@ -58,4 +60,5 @@ def test_robustseg_step_at_most_1_4x_a_moddrop_step(benchmark, setting: dict) ->
           f"{med['teacher'] * 1e3:.0f} ms ({med['teacher'] / med['moddrop']:.2f}x a moddrop step); peak memory "
           + ", ".join(f"{k} {v:.0f} MiB" for k, v in peak.items() if v is not None))
     assert torch.isfinite(torch.tensor(loss))
-    assert ratio <= MAX_RATIO, f"a RobustSeg step costs {ratio:.2f}x a moddrop step (budget {MAX_RATIO}x)"
+    if setting["profile"] == "paper":  # the budget's configuration; others only print their figures
+        assert ratio <= MAX_RATIO, f"a RobustSeg step costs {ratio:.2f}x a moddrop step (budget {MAX_RATIO}x)"
