@@ -76,3 +76,16 @@ def test_incomparable_records_are_refused_unless_forced(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "differ in resolution" in out.output
     forced = CliRunner().invoke(app, ["compare", str(tmp_path), "--force", "--format", "json"])
     assert forced.exit_code == 0 and "resolution" in json.loads(forced.output)["note"]
+
+
+def test_readme_shows_what_compare_prints_on_the_committed_records() -> None:
+    """The README's deliver-synth comparison is the output of its command on the committed records."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    command = "rsbench compare leaderboards/records --dataset deliver-synth --baseline teacher --format md"
+    assert command in readme
+    after = readme[readme.index(command):]
+    table = after[after.index("| method |"):]
+    table = table[:table.index("\n\n")].strip()
+    result = compare([root / "leaderboards" / "records"], dataset="deliver-synth", baseline="teacher")
+    assert render(result, "md").strip() == table
