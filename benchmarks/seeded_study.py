@@ -85,7 +85,11 @@ def calibrated_card(work: Path, ratio: float, shares: dict[str, float]) -> Path:
     from rsbench.cards import card_path
 
     raw = yaml.safe_load(card_path("robustseg").read_text())
-    raw["losses"] = {"ohem_ce": 1.0, **{k: raw["losses"][k] * ratio / shares[k] for k in TEACHER_TERMS}}
+    def reweighted(spec: float | dict, factor: float) -> float | dict:  # a weight, or {weight, option: value}
+        return {**spec, "weight": spec["weight"] * factor} if isinstance(spec, dict) else spec * factor
+
+    raw["losses"] = {"ohem_ce": raw["losses"]["ohem_ce"],
+                     **{k: reweighted(raw["losses"][k], ratio / shares[k]) for k in TEACHER_TERMS}}
     raw["description"] = f"robustseg, teacher terms at {ratio} x the CE gradient norm (first 50 iterations)"
     path = work / "cards" / f"robustseg-share{ratio:g}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
