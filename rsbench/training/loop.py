@@ -293,7 +293,8 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
                      modality_dropout=card.modality_dropout, num_modalities=len(modalities), seed=card.seed,
                      rank=rank, world_size=world)
     if state is not None:
-        torch.set_rng_state(state["rng"]["torch"])
+        ranks_rng = state["rng"].get("torch_ranks")
+        torch.set_rng_state(ranks_rng[rank] if ranks_rng and len(ranks_rng) == world else state["rng"]["torch"])
         if dev.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
         step.load_rng_state(state["rng"])
@@ -308,9 +309,12 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     end_iter = card.iters if stop_after is None else min(card.iters, start_iter + stop_after)
 
     def save(it: int) -> None:
+        ranks_rng = dist.all_gather_objects(torch.get_rng_state()) if world > 1 else None  # collective: every rank
         if not primary:
             return
         rng = {"torch": torch.get_rng_state(), **step.rng_state()}
+        if ranks_rng is not None:  # each rank's own stream (drop path differs by rank)
+            rng["torch_ranks"] = ranks_rng
         if dev.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(dev)
         atomic_save(
