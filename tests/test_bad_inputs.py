@@ -441,6 +441,15 @@ ROWS: list[Row] = [
         r"last\.pt exists: pass --resume"),
     # ---- command-line options
     Row("iters-zero", train_opts("--iters", "0"), r"--iters must be .*(positive|>= ?1)"),
+    Row("nproc-zero", train_opts("--nproc", "0"), r"--nproc must be .*(positive|>= ?1)"),
+    Row("student-without-teacher-card-nproc", lambda c: train_card(
+        card_file(c, stage="student", modality_dropout=True, losses={"ohem_ce": 1.0, "kd": 1.0}), c, "--nproc", "2"),
+        r"names no teacher card: pass --teacher PATH"),  # refused before torchrun starts: one line, not one per rank
+    Row("card-loss-unknown-option", lambda c: train_card(card_file(c, losses={"ohem_ce": {"weight": 1.0,
+                                                                                          "tresh": 0.5}}), c),
+        r"loss 'ohem_ce' has no option 'tresh' \(did you mean 'thresh'\?\)"),
+    Row("card-flat-loss-key", lambda c: train_card(card_file(c, ohem_thresh=0.5), c),
+        r"card key 'ohem_thresh' is now an option of its loss: losses: \{ohem_ce: \{weight: W, thresh: 0.5\}\}"),
     Row("iters-negative", train_opts("--iters", "-3"), r"--iters must be .*(positive|>= ?1)"),
     Row("lr-nan", train_opts("--lr", "nan"), r"--lr must be a finite number > 0, got nan"),
     Row("lr-negative", train_opts("--lr", "-1"), r"--lr must be a finite number > 0, got -1"),

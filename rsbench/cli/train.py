@@ -46,8 +46,6 @@ def train_cmd(
                               "(DDP; one GPU each, or gloo on CPU)."),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun: start it
-        _launch_torchrun(nproc)
     from rsbench.data import split_name
     from rsbench.threads import apply_threads, choose_threads
     from rsbench.training.stages import default_out
@@ -69,12 +67,17 @@ def train_cmd(
         raise ConfigError(f"method {card.name} has no student stage")
     if teacher is not None and not teacher.expanduser().is_file():
         raise ConfigError(f"--teacher {teacher}: no such checkpoint file")
+    if card.stage == "student" and teacher is None and card.teacher is None:
+        raise ConfigError(f"student card {card.name} names no teacher card: pass --teacher PATH")
     if card.stage == "student" and teacher is None and card.teacher is not None:
         t_card = load_card(card.teacher, profile, {"seed": seed})
         writable_folder(default_out(dataset, t_card, profile, mods), "teacher run folder")
     if stage != "teacher":
         writable_folder(out or default_out(dataset, card, profile, mods))
     _check_training_data(dataset, root, card, mods)
+    positive_int("--nproc", nproc)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # validated: now run this command under torchrun
+        _launch_torchrun(nproc)
     apply_threads(thread_choice.threads)
     header_before_output(thread_choice.describe())
 
@@ -95,7 +98,7 @@ def train_cmd(
     label = "stage 2: student" if card.stage == "student" else "training"
     console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
     again = _resume_command(method, dataset, profile, out, overrides, modalities, root,
-                            teacher if card.stage == "student" else None)
+                            teacher if card.stage == "student" else None, nproc)
     try:
         res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
                     device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share, notify=say)
@@ -128,11 +131,15 @@ def _launch_torchrun(nproc: int) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m",
            "rsbench", *args]
     console.print(f"launching {nproc} processes: {' '.join(cmd[2:])}", highlight=False)
-    raise typer.Exit(subprocess.run(cmd, check=False).returncode)
+    run = subprocess.run(cmd, check=False, stderr=subprocess.PIPE, text=True)
+    if run.returncode:  # every rank reports the same error, and torchrun adds its own report: say it once
+        errors = list(dict.fromkeys(x for x in run.stderr.splitlines() if x.startswith("rsbench: error:")))
+        typer.echo("\n".join(errors) or run.stderr.rstrip()[-4000:], err=True)
+    raise typer.Exit(run.returncode if run.returncode >= 0 else 128 - run.returncode)  # signal N: 128 + N
 
 
 def _resume_command(method: str, dataset: str, profile: str, out: Path, overrides: dict, modalities: str | None,
-                    root: Path | None, teacher: Path | None) -> str:
+                    root: Path | None, teacher: Path | None, nproc: int = 1) -> str:
     """The command that continues this run (the same settings, ``--resume``)."""
     import shlex
 
@@ -144,4 +151,6 @@ def _resume_command(method: str, dataset: str, profile: str, out: Path, override
         args += ["--root", str(root)]
     if teacher is not None:
         args += ["--stage", "student", "--teacher", str(teacher)]
+    if nproc > 1:
+        args += ["--nproc", str(nproc)]
     return shlex.join([*args, "--resume"])
