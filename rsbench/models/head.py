@@ -81,7 +81,7 @@ class SegFormerHead(nn.Module):
         """
         bn = self.linear_fuse.bn
         fold_bn = not bn.training and bn.running_var is not None and bn.weight is not None
-        mats, const = self._folded_weights(fold_bn)
+        mats, const = self.folded_weights(fold_bn)
         e, size = const.shape[0], feats[0].shape[-2:]
         pre = None
         for i, (f, mat) in enumerate(zip(feats, mats, strict=True)):
@@ -98,7 +98,7 @@ class SegFormerHead(nn.Module):
                              self.linear_pred.weight[:, :, 0, 0].T)
         return logits.view(x.shape[0], *size, k).permute(0, 3, 1, 2).contiguous()
 
-    def _folded_weights(self, fold_bn: bool) -> tuple[list[Tensor], Tensor]:
+    def folded_weights(self, fold_bn: bool) -> tuple[list[Tensor], Tensor]:
         """``A_i^T`` (``[C_i, E]``, BatchNorm scale folded in when ``fold_bn``) and the constant ``[E]``.
 
         In the weights' dtype (autocast off), cached until a weight or statistic changes (in place, or moved).

@@ -36,15 +36,8 @@ class FoldedHead:
 
     def __init__(self, model: MultiModalSegmentor) -> None:
         head = model.head
-        w_fuse = head.linear_fuse.conv.weight[:, :, 0, 0]  # [E, 4E], blocks in the order c4, c3, c2, c1
-        e = w_fuse.shape[0]
-        self.proj: list[Tensor] = []
-        const = torch.zeros(e, dtype=w_fuse.dtype, device=w_fuse.device)
-        for i in range(4):
-            lin = getattr(head, f"linear_c{i + 1}").proj
-            block = w_fuse[:, (3 - i) * e:(4 - i) * e]
-            self.proj.append(block @ lin.weight)  # [E, C_i]
-            const = const + block @ lin.bias
+        mats, const = head.folded_weights(fold_bn=False)  # the same folding as a frozen head's forward
+        self.proj: list[Tensor] = [m.T for m in mats]  # A_i: [E, C_i]
         bn = head.linear_fuse.bn
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         self.scale = scale[None, :, None, None]
