@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,17 @@ TINY_SYNTH = {"size": 32, "n_train": 8, "n_val": 4, "n_test": 4, "seed": 0}
 def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One generated-data cache for the whole session (generation happens once per setting)."""
     return tmp_path_factory.mktemp("rsbench-cache")
+
+
+@contextmanager
+def cache_env(cache: Path) -> Iterator[None]:
+    """``RSBENCH_CACHE`` set for a module-scoped fixture's work (the autouse fixture covers only tests)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RSBENCH_CACHE", str(cache))
+    try:
+        yield
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import torch
 from rsbench.cards import load_card
 from rsbench.runs import load_checkpoint
 from rsbench.training import train
-from tests.conftest import write_card
+from tests.conftest import cache_env, write_card
 
 ODD_SYNTH = {"size": 32, "n_train": 8, "n_val": 5, "n_test": 4, "seed": 0}  # 5 val images: shards of 3 and 2
 QUICK = {"crop": 32, "scale_min": 1.0, "scale_max": 1.0, "batch_size": 4, "iters": 3, "warmup_iters": 1,
@@ -54,14 +54,10 @@ def _torchrun(args: list[str], cache: Path, nproc: int = 2) -> subprocess.Comple
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory, synth_cache: Path) -> Path:
     folder = tmp_path_factory.mktemp("dist-teacher")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RSBENCH_CACHE", str(synth_cache))
-    try:
+    with cache_env(synth_cache):
         card = load_card(str(write_card(folder / "t.yaml", drop_path=0.0, profiles={"quick": {**QUICK, "iters": 2}})),
                          "quick")
         return train(card, "deliver-synth", folder / "run", progress=False).checkpoint
-    finally:
-        mp.undo()
 
 
 def test_two_processes_train_the_weights_of_one(tmp_path: Path, teacher: Path, synth_cache: Path) -> None:

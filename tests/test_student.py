@@ -16,7 +16,7 @@ from rsbench.losses import create_loss
 from rsbench.runs import build_model, load_checkpoint, model_from_checkpoint
 from rsbench.training import TrainStep, build_losses, train
 from rsbench.training.step import StudentForward
-from tests.conftest import write_card
+from tests.conftest import cache_env, write_card
 
 STUDENT = {"stage": "student", "modality_dropout": True, "description": "tiny test student"}
 COMBOS = {
@@ -35,14 +35,10 @@ def _digest(path: Path) -> str:
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory: pytest.TempPathFactory, synth_cache: Path) -> Path:
     """A tiny teacher checkpoint (2 iterations), shared by the module's tests."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RSBENCH_CACHE", str(synth_cache))
-    try:
+    with cache_env(synth_cache):
         folder = tmp_path_factory.mktemp("teacher")
         card = load_card(str(write_card(folder / "teacher.yaml")), "quick", {"iters": 2})
         return train(card, "deliver-synth", folder / "run", progress=False).checkpoint
-    finally:
-        mp.undo()
 
 
 def _student(tmp_path: Path, losses: dict[str, float], iters: int = 2):
