@@ -419,8 +419,9 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
                     t_first = None
             validate = it % card.val_interval == 0 or it == card.iters
             stop = interrupted.is_set()
-            if world > 1:  # every rank stops at the same step
-                stop = bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=dev)).item())
+            if world > 1:  # every rank stops at the same step: agreed at sync points (a host sync each)
+                at_sync = it % sync_every == 0 or validate or it % card.ckpt_interval == 0 or it == end_iter
+                stop = at_sync and bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=dev)).item())
             checkpoint = it % card.ckpt_interval == 0 or it == end_iter or stop
             miou = None
             if validate:
