@@ -54,7 +54,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_sigkill_mid_training_then_resume_gives_the_uninterrupted_weights(tmp_path: Path, synth_cache: Path) -> None:
     card_path = write_card(tmp_path / "c.yaml", profiles={"quick": LONG})
-    iters = 40
+    iters = 200  # long enough that the kill lands mid-run on a fast machine
     proc = _start(["train", str(card_path), "-d", "deliver-synth", "-p", "quick", "--iters", str(iters), "--out",
                    str(tmp_path / "killed"), "--threads", "1"], synth_cache)
     _wait_for_checkpoint(tmp_path / "killed" / "last.pt", proc)
