@@ -261,12 +261,9 @@ class SegmentationMetric:
             return
         if self._synced:
             raise RuntimeError("sync() called twice; counts would be summed again")
-        cm = self.cm
-        if dist.get_backend() == "nccl" and cm.device.type != "cuda":
-            cm = cm.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(cm, op=dist.ReduceOp.SUM)
-        if cm is not self.cm:
-            self.cm.copy_(cm)
+        from rsbench.distributed import all_reduce_sum
+
+        all_reduce_sum(self.cm)
         self._synced = True
 
     def state_dict(self) -> dict[str, Any]:

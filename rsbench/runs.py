@@ -78,16 +78,26 @@ def atomic_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode())
         if keep_previous and path.exists():
-            os.replace(path, path.with_name(path.name + PREVIOUS_SUFFIX))
+            os.replace(path, previous_checkpoint(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def previous_checkpoint(path: Path) -> Path:
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """``run_dir`` holds a checkpoint to resume (``last.pt``, or the one kept before it)."""
+    ckpt = run_dir / CHECKPOINT_NAME
+    return ckpt.is_file() or previous_checkpoint(ckpt).is_file()
+
+
 def load_resumable(path: Path) -> tuple[dict[str, Any], Path]:
     """The newest readable checkpoint of a run: ``path``, else the previous one (``<path>.prev``)."""
-    previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+    previous = previous_checkpoint(path)
     try:
         return load_checkpoint(path), path
     except ConfigError:

@@ -44,6 +44,7 @@ from rsbench.runs import (
     atomic_save,
     build_model,
     data_fingerprint,
+    has_checkpoint,
     load_checkpoint,
     load_resumable,
     model_from_checkpoint,
@@ -155,13 +156,14 @@ def sigint_flag() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _card_differences(saved: dict[str, Any], card: MethodCard) -> list[str]:
+def _card_differences(saved: dict[str, Any], card: MethodCard) -> dict[str, tuple[Any, Any]]:
+    """``{key: (in the checkpoint, now)}`` for every setting that differs (saved cards converted first)."""
     now = card.to_dict()
     try:
         was = card_from_dict(saved).to_dict()
     except RsbenchError:
         was = saved
-    return [k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    return {k: (was.get(k), now.get(k)) for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)}
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -257,11 +259,9 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         state, used = load_resumable(ckpt_path)
         if used != ckpt_path:
             notes.append(f"{ckpt_path} is unreadable; resuming from the previous checkpoint {used}")
-        differ = [k for k in _card_differences(state["card"], card) if k != "iters"]
+        differ = {k: v for k, v in _card_differences(state["card"], card).items() if k != "iters"}
         if differ:
-            saved = card_from_dict(state["card"]).to_dict()
-            now = card.to_dict()
-            parts = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in differ)
+            parts = ", ".join(f"{k}: {was!r} in the checkpoint, {now!r} now" for k, (was, now) in differ.items())
             raise TrainingError(f"cannot resume {ckpt_path}: settings differ ({parts})")
         if state["data_fingerprint"] != fingerprint:
             raise TrainingError(f"cannot resume {ckpt_path}: it was trained on other data")
@@ -280,7 +280,7 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state and use_amp:
             scaler.load_state_dict(state["scaler"])
-    elif primary and (ckpt_path.exists() or (out_dir / (CHECKPOINT_NAME + ".prev")).exists()):
+    elif primary and has_checkpoint(out_dir):
         raise ConfigError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
 
     if world > 1:
@@ -373,13 +373,12 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         bar.update(pending[-1][0], **dict(zip(pending[-1][2], rows[-1], strict=True)))
         pending.clear()
 
-    profile_note = profile == "paper" and dev.type == "cpu"
     with sigint_flag() as interrupted, TrainProgress(total=card.iters, start=start_iter, enabled=progress and primary,
                                                      title=f"{card.name} on {dataset}") as bar:
         say = notify or bar.log
         for note in notes if primary else []:
             say(note)
-        if profile_note and primary and start_iter < end_iter:
+        if profile == "paper" and dev.type == "cpu" and primary and start_iter < end_iter:
             say(f"the paper profile is the published GPU schedule ({card.iters} iterations at crop {card.crop}); "
                 "on a CPU it takes hours to days (an estimate follows after the first iterations): "
                 "--profile quick trains in minutes")
@@ -418,11 +417,12 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
                         f"iterations ({per_it:.2f} s per iteration)")
                     t_first = None
             validate = it % card.val_interval == 0 or it == card.iters
+            due = it % card.ckpt_interval == 0 or it == end_iter  # a checkpoint is due
+            sync = due or validate or it % sync_every == 0
             stop = interrupted.is_set()
             if world > 1:  # every rank stops at the same step: agreed at sync points (a host sync each)
-                at_sync = it % sync_every == 0 or validate or it % card.ckpt_interval == 0 or it == end_iter
-                stop = at_sync and bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=dev)).item())
-            checkpoint = it % card.ckpt_interval == 0 or it == end_iter or stop
+                stop = sync and bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=dev)).item())
+            checkpoint = due or stop
             miou = None
             if validate:
                 from rsbench.evaluation import evaluate_full
@@ -432,7 +432,7 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
                 if primary:
                     bar.log(f"iter {it}: val mIoU {miou:.2f}")
                 model.train()
-            if it % sync_every == 0 or validate or checkpoint:
+            if sync or checkpoint:
                 flush(bar, {it: miou} if miou is not None else None)
             if checkpoint:
                 save(it)

@@ -10,7 +10,7 @@ from typing import Any
 
 from rsbench.cards import MethodCard, load_card
 from rsbench.errors import ConfigError
-from rsbench.runs import CHECKPOINT_NAME, data_fingerprint, finished_run
+from rsbench.runs import CHECKPOINT_NAME, data_fingerprint, finished_run, has_checkpoint
 from rsbench.training.loop import TrainResult, train
 
 
@@ -40,9 +40,8 @@ def train_or_reuse(card: MethodCard, dataset: str, run_dir: Path, *, notify: Cal
     if is_finished(card, dataset, run_dir, root, modalities):
         notify(f"reusing {ckpt} (finished, same card and data)")
         return None
-    resume = ckpt.is_file() or ckpt.with_name(ckpt.name + ".prev").is_file()
-    return train(card, dataset, run_dir, root=root, modalities=modalities, resume=resume, notify=notify,
-                 **train_kwargs)
+    return train(card, dataset, run_dir, root=root, modalities=modalities, resume=has_checkpoint(run_dir),
+                 notify=notify, **train_kwargs)
 
 
 def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | None = None, root: Path | None = None,
@@ -61,7 +60,7 @@ def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | Non
         raise ConfigError(f"no finished teacher at {t_ckpt}: run --stage teacher first, or pass --teacher PATH")
     notify(f"stage 1: teacher card {t_card.name} -> {t_out}")
     res = train(t_card, dataset, t_out, root=root, modalities=modalities, profile=profile, notify=notify,
-                resume=t_ckpt.is_file() or t_ckpt.with_name(t_ckpt.name + ".prev").is_file(), **train_kwargs)
+                resume=has_checkpoint(t_out), **train_kwargs)
     if not res.complete:
         raise ConfigError(f"the teacher stopped at iteration {res.iteration} of {res.total}; finish it first")
     notify(f"teacher done in {res.wall_time_s:.0f} s: {t_ckpt}")

@@ -114,7 +114,7 @@ class TrainStep(nn.Module):
         """This step's table for ``scheme``, drawn once for the global batch (losses with one scheme share it)."""
         if scheme not in tables:
             table = draw_pair_table(scheme, local * self.world_size, stages, slots, self.loss_gen)
-            tables[scheme] = table[self._rows(local)] if table.dim() == 3 else table
+            tables[scheme] = table[self._rows(local)]
         return tables[scheme]
 
     def _noise_generator(self, device: torch.device) -> torch.Generator:
