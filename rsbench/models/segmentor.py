@@ -16,17 +16,20 @@ Missing modalities, per sample, as ``present`` [B, M] says:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsbench.errors import ConfigError
+from rsbench.models.contract import FILLS, Capabilities
 from rsbench.models.head import SegFormerHead
 
+if TYPE_CHECKING:
+    from rsbench.models.folded import FoldedHead
+
 FillMode = Literal["drop", "zero"]
-FILLS: tuple[str, ...] = ("drop", "zero")
 Present = Tensor | Sequence[str] | None
 
 
@@ -42,6 +45,9 @@ class MultiModalSegmentor(nn.Module):
         fill: default handling of absent modalities, ``"drop"`` or ``"zero"``.
         dropout: dropout before the head's classifier.
     """
+
+    capabilities = Capabilities(fills=("drop", "zero"), separable=True, features=True)
+    """Modalities never meet inside the encoder: encoded once, reused by every condition; both fills."""
 
     def __init__(
         self,
@@ -84,6 +90,21 @@ class MultiModalSegmentor(nn.Module):
         if empty:
             raise ValueError(f"samples {empty} have no modality present; at least one is needed")
         return present
+
+    def encode_one(self, x: Tensor) -> list[Tensor]:
+        """One modality's input [N, 3, H, W] -> its 4 stage maps [N, C_j, H_j, W_j] (the shared encoder)."""
+        return list(self.encoder(x))
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def folded_head(self) -> FoldedHead | None:
+        """The head split per modality slot for subset evaluation (eval mode, the SegFormer head), else None."""
+        if self.training or type(self.head) is not SegFormerHead:
+            return None
+        from rsbench.models.folded import FoldedHead
+
+        return FoldedHead(self)
 
     def encode(self, modalities: Mapping[str, Tensor], names: Iterable[str] | None = None) -> list[Tensor]:
         """Encode each modality independently with the shared encoder.

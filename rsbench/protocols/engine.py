@@ -1,8 +1,10 @@
 """One engine for every protocol: a card's conditions, one loop over the data, one metric bank.
 
 ``run_protocol(model, dataset, card)`` needs only ``model(modalities, present) -> logits``, so any
-``nn.Module`` can be scored (the naive path: one forward per condition). For rsbench's own
-segmentors the modalities are encoded once per batch; a changed input (RMM mask, noise) is
+``nn.Module`` can be scored (the naive path: one forward per condition). The engine asks the model
+what it offers (``rsbench.models.contract``), never its type: a fill it does not support is refused
+before any data is read, and a model that declares itself ``separable`` (the shared-encoder
+segmentor) has its modalities encoded once per batch; a changed input (RMM mask, noise) is
 encoded once per batch and modality and reused by every condition that holds it (its draws do
 not depend on the condition: common random numbers); the zero-filled input is encoded once per
 call. Only the fusion and head run per condition. Modality encoders never see each other, so
@@ -26,10 +28,10 @@ from rsbench.data.sampler import shard_indices
 from rsbench.data.transforms import collate
 from rsbench.errors import ConfigError
 from rsbench.metrics import SegmentationMetric, confusion_matrix
-from rsbench.models import MultiModalSegmentor
+from rsbench.models.contract import capabilities_of, check_fill, declares, model_label, scored_logits
+from rsbench.models.folded import FoldedHead, walk_order
 from rsbench.protocols.card import ProtocolCard, load_protocol
 from rsbench.protocols.conditions import Condition, conditions
-from rsbench.protocols.folded import FoldedHead, can_fold, walk_order
 from rsbench.protocols.perturb import apply_change
 from rsbench.protocols.summary import summarize_conditions
 
@@ -106,7 +108,7 @@ class _Batch:
             idx = self.names.index(name)
             return [f[:, idx] for f in self._clean]
         if (kind, name) not in self._feats:
-            self._feats[kind, name] = list(self.model.encoder(self.input(name, kind)))
+            self._feats[kind, name] = self.model.encode_one(self.input(name, kind))
         return self._feats[kind, name]
 
 
@@ -201,9 +203,14 @@ def _naive_logits(batch: _Batch, cond: Condition, fill: str) -> Tensor:
                   for n in names}
     else:
         inputs = {n: batch.input(n, kinds.get(n)) for n in names if n in cond.present}
-    if isinstance(model, MultiModalSegmentor):
-        return model(inputs, present, fill=fill)
-    return model(inputs, present)
+    if declares(model):
+        return scored_logits(model, model(inputs, present, fill=fill))
+    return scored_logits(model, model(inputs, present))
+
+
+def check_model_fill(model: nn.Module, card: ProtocolCard) -> None:
+    """A protocol's fill the model cannot do is refused in one line, before any data is read."""
+    check_fill(capabilities_of(model), card.fill, model_label(model), f"protocol {card.name}")
 
 
 def per_image_confusion(pred: Tensor, labels: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
@@ -248,10 +255,11 @@ def run_protocol(
 ) -> EvalResult:
     """Score ``model`` on ``dataset`` under a protocol card (name, alias, path or card).
 
-    ``fill`` overrides the card's handling of absent modalities; ``cache`` (rsbench segmentors
-    only) encodes each modality once per batch instead of running the whole model per condition.
+    ``fill`` overrides the card's handling of absent modalities; ``cache`` (models that declare
+    ``separable``) encodes each modality once per batch instead of running the whole model per condition.
     """
     card = resolve_card(protocol, fill)
+    check_model_fill(model, card)
     names = list(getattr(model, "modalities", dataset.modalities))
     if set(names) != set(dataset.modalities):
         raise ConfigError(f"model modalities {names} differ from the dataset's {list(dataset.modalities)}")
@@ -265,12 +273,12 @@ def run_protocol(
     if dist.active():  # this rank's exact share: every sample once over the ranks, none padded
         indexed = Subset(indexed, shard_indices(len(dataset), dist.rank(), dist.world_size()))
     loader = DataLoader(indexed, batch_size=batch_size, shuffle=False, collate_fn=_collate, num_workers=num_workers)
-    cached = cache and isinstance(model, MultiModalSegmentor)
+    cached = cache and capabilities_of(model).separable
     was_training = model.training
     model.eval()
     # one condition without input changes (``full``) is the model's ordinary forward
     cached = cached and not (len(conds) == 1 and not conds[0].changes)
-    folded = FoldedHead(model) if cached and can_fold(model) else None
+    folded: FoldedHead | None = model.folded_head() if cached else None
     walk = _FoldedWalk(folded, conds, model.modalities, card.fill) if folded is not None else None
     start = time.perf_counter()
     zero_feats = None
@@ -280,7 +288,7 @@ def run_protocol(
             mods = {n: sample["modalities"][n].to(device) for n in names}
             labels = sample["label"].to(device)
             if cached and folded is None and card.fill == "zero" and zero_feats is None:
-                zero_feats = list(model.encoder(torch.zeros_like(mods[names[0]][:1])))
+                zero_feats = model.encode_one(torch.zeros_like(mods[names[0]][:1]))
             batch = _Batch(model, mods, ids, names, card, zero_feats)
             if walk is not None:
                 outputs = walk.run(batch, conds)
@@ -329,6 +337,7 @@ def predict_conditions(model: nn.Module, dataset: SegmentationDataset, protocol:
                        device: str | torch.device = "cpu") -> tuple[list[dict], dict[str, list[Tensor]]]:
     """The samples ``indices`` and the class maps under the protocol's conditions ``keys`` (default: all)."""
     card = resolve_card(protocol, None)
+    check_model_fill(model, card)
     names = list(getattr(model, "modalities", dataset.modalities))
     conds = [c for c in conditions(card, names) if keys is None or c.key in keys]
     samples = [dataset[i] for i in indices]
@@ -337,8 +346,8 @@ def predict_conditions(model: nn.Module, dataset: SegmentationDataset, protocol:
     was_training = model.training
     model.eval()
     try:
-        cached = isinstance(model, MultiModalSegmentor)
-        zero = list(model.encoder(torch.zeros_like(mods[names[0]][:1]))) if cached and card.fill == "zero" else None
+        cached = capabilities_of(model).separable
+        zero = model.encode_one(torch.zeros_like(mods[names[0]][:1])) if cached and card.fill == "zero" else None
         batch = _Batch(model, mods, list(indices), names, card, zero)
         preds = {}
         for cond in conds:

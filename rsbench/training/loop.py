@@ -39,6 +39,7 @@ from rsbench.data.sampler import EpochBatches
 from rsbench.data.transforms import EvalResize, InMemory, PairedAugment, SeededAugmented, collate
 from rsbench.errors import ConfigError, RsbenchError
 from rsbench.io import write_text
+from rsbench.models.contract import encoder_parameters
 from rsbench.runs import (
     CHECKPOINT_NAME,
     atomic_save,
@@ -53,7 +54,7 @@ from rsbench.seeding import mix
 from rsbench.training.grad_share import GRAD_SHARE_EVERY, gradient_shares
 from rsbench.training.log import TrainLog
 from rsbench.training.schedule import lr_factor, param_groups
-from rsbench.training.step import StudentForward, TrainStep, build_losses
+from rsbench.training.step import StudentForward, TrainStep, build_losses, needs_features
 
 LOG_INTERVAL = 50  # iterations averaged per line of log.jsonl (fewer when validation is more frequent)
 ETA_AFTER = 10  # iterations measured before the run prints its estimated duration ...
@@ -283,12 +284,13 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     elif primary and has_checkpoint(out_dir):
         raise ConfigError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --out")
 
+    student = StudentForward(model, features=bool(needs_features(losses)))
     if world > 1:
         wrapped: nn.Module = nn.parallel.DistributedDataParallel(
-            StudentForward(model), device_ids=[dev.index] if dev.type == "cuda" else None,
+            student, device_ids=[dev.index] if dev.type == "cuda" else None,
             find_unused_parameters=card.modality_dropout and card.fill == "drop")
     else:
-        wrapped = StudentForward(model)
+        wrapped = student
     step = TrainStep(wrapped, teacher_model, losses, card.weights, fill=card.fill,
                      modality_dropout=card.modality_dropout, num_modalities=len(modalities), seed=card.seed,
                      rank=rank, world_size=world)
@@ -395,7 +397,7 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             shares = {}
             if log_grad_share and (it + 1) % GRAD_SHARE_EVERY == 0:
                 terms = {k: v for k, v in out.items() if k != "loss"}
-                shares = gradient_shares([p for p in model.encoder.parameters() if p.requires_grad], terms,
+                shares = gradient_shares(encoder_parameters(model), terms,
                                          card.weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out["loss"]).backward()

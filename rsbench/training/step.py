@@ -59,15 +59,24 @@ def build_losses(card: MethodCard, num_classes: int) -> dict[str, nn.Module]:
     return losses
 
 
-class StudentForward(nn.Module):
-    """The student's forward with its features: the module DDP wraps (DDP hooks ``forward`` only)."""
+def needs_features(losses: dict[str, nn.Module]) -> list[str]:
+    """The losses that consume per-stage per-modality features (the model must declare ``features``)."""
+    return sorted(n for n, fn in losses.items() if FEATURE_INPUTS & set(_consumes(n, fn).values()))
 
-    def __init__(self, model: nn.Module) -> None:
+
+class StudentForward(nn.Module):
+    """The student's forward (with its features when a loss needs them): the module DDP wraps (DDP hooks
+    ``forward`` only). A model without per-stage features (CMNeXt) is called plainly and gives None."""
+
+    def __init__(self, model: nn.Module, features: bool = True) -> None:
         super().__init__()
         self.model = model
+        self.features = features
 
-    def forward(self, modalities: dict[str, Tensor], present: Tensor | None) -> tuple[Tensor, list[Tensor]]:
-        return self.model.forward_features(modalities, present)
+    def forward(self, modalities: dict[str, Tensor], present: Tensor | None) -> tuple[Tensor, list[Tensor] | None]:
+        if self.features:
+            return self.model.forward_features(modalities, present)
+        return self.model(modalities, present), None
 
 
 class TrainStep(nn.Module):
@@ -92,6 +101,7 @@ class TrainStep(nn.Module):
         self.weights = dict(weights)
         self.consumes = {name: _consumes(name, fn) for name, fn in losses.items()}
         self.needs_teacher = any(TEACHER_INPUTS & set(c.values()) for c in self.consumes.values())
+        self.needs_teacher_features = any("teacher_features" in c.values() for c in self.consumes.values())
         if self.needs_teacher and teacher is None:
             raise ConfigError(f"losses {sorted(losses)} need a teacher checkpoint")
         self.fill, self.rank, self.world_size = fill, rank, world_size
@@ -142,7 +152,10 @@ class TrainStep(nn.Module):
         }
         if self.needs_teacher:
             with torch.no_grad():
-                inputs["teacher_logits"], inputs["teacher_features"] = self.teacher.forward_features(modalities)
+                if self.needs_teacher_features:
+                    inputs["teacher_logits"], inputs["teacher_features"] = self.teacher.forward_features(modalities)
+                else:
+                    inputs["teacher_logits"] = self.teacher(modalities)
         tables: dict[str, Tensor] = {}
         floats: dict[str, list[Tensor]] = {}
         terms: dict[str, Tensor] = {}

@@ -1,4 +1,5 @@
-"""Folded subset evaluation: each modality's features become one pre-activation map, a subset is a sum.
+"""Folded subset evaluation of the shared-encoder segmentor (a capability it declares, used by the protocol
+engine): each modality's features become one pre-activation map, a subset is a sum.
 
 Fusion is a (weighted) mean over modality slots, the SegFormer head is linear up to its BatchNorm
 and ReLU, and bilinear upsampling is linear and commutes with channel mixing. So the head's
@@ -18,21 +19,18 @@ the ordinary forward for every condition of every protocol and both fills.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsbench.models import MultiModalSegmentor
-from rsbench.models.head import SegFormerHead
-
-
-def can_fold(model: object) -> bool:
-    return isinstance(model, MultiModalSegmentor) and type(model.head) is SegFormerHead and not model.training
+if TYPE_CHECKING:
+    from rsbench.models.segmentor import MultiModalSegmentor
 
 
 class FoldedHead:
-    """The head of ``model`` split per modality slot (see the module doc)."""
+    """The head of ``model`` split per modality slot (see the module doc); ``model.folded_head()`` builds it."""
 
     def __init__(self, model: MultiModalSegmentor) -> None:
         head = model.head
@@ -61,7 +59,7 @@ class FoldedHead:
         """``G`` of a zero-filled input of ``like``'s size, computed once per size."""
         key = (tuple(like.shape[1:]), like.device, like.dtype)
         if key not in self._zero:
-            self._zero[key] = self.term(list(model.encoder(torch.zeros_like(like[:1]))))
+            self._zero[key] = self.term(model.encode_one(torch.zeros_like(like[:1])))
         return self._zero[key]
 
     def logits_affine(self, total: Tensor, mult: Tensor, add: Tensor, out_size: Sequence[int]) -> Tensor:

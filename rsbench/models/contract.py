@@ -1,0 +1,126 @@
+"""The model contract: what a model declares, and the questions the rest of rsbench asks it.
+
+Every model is ``forward(modalities, present, fill=None) -> logits`` (or several outputs, see
+``outputs``) plus a ``capabilities`` attribute. The protocol engine, the training step, the card
+reader and the weight loader ask these questions (``capabilities_of``, ``check_fill``, ...), never a
+model's type, so a new architecture touches its own module and one registry line.
+
+A model that declares nothing (any ``nn.Module`` given to ``rsbench.evaluate``) gets
+``UNDECLARED``: it is called as ``model(modalities, present)``, with absent inputs zero-filled or
+left out as the protocol's fill says, one forward per condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from rsbench.errors import ConfigError
+
+FILLS: tuple[str, ...] = ("drop", "zero")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model offers beyond ``forward``.
+
+    Attributes:
+        fills: absent-input handling it supports. ``drop`` needs a fusion that can skip a modality;
+            a model whose branches mix modalities inside the encoder supports ``zero`` only.
+        separable: each modality is encoded on its own (``encode_one``, ``encode``, ``fuse_decode``):
+            features computed once per batch are reused by every condition, and ``folded_head()``
+            may give the folded subset evaluation.
+        features: ``forward_features(modalities, present, fill) -> (logits, per-stage per-modality
+            features [B, M, C, H, W])`` exists, for the distillation losses (HPDM, RRM).
+        outputs: names of what ``forward(..., output=name)`` can return; the first is the default.
+        scored: the output the protocols score (an ensemble's, for a model with several).
+    """
+
+    fills: tuple[str, ...] = FILLS
+    separable: bool = False
+    features: bool = False
+    outputs: tuple[str, ...] = ("logits",)
+    scored: str = "logits"
+
+    def __post_init__(self) -> None:
+        if not self.fills or set(self.fills) - set(FILLS):
+            raise ValueError(f"fills must be a non-empty subset of {FILLS}, got {self.fills}")
+        if self.scored not in self.outputs:
+            raise ValueError(f"scored output {self.scored!r} is not among the outputs {self.outputs}")
+
+
+UNDECLARED = Capabilities()
+"""An external model: both fills offered (its own business), no fast path, no features."""
+
+
+def capabilities_of(model: nn.Module) -> Capabilities:
+    caps = getattr(model, "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else UNDECLARED
+
+
+def declares(model: nn.Module) -> bool:
+    """The model follows the contract (takes ``fill=``), as opposed to an external ``model(mods, present)``."""
+    return isinstance(getattr(model, "capabilities", None), Capabilities)
+
+
+def model_label(model: nn.Module) -> str:
+    return str(getattr(model, "model_name", None) or type(model).__name__)
+
+
+def check_fill(caps: Capabilities, fill: str, model: str, asked_by: str) -> None:
+    """Refuse, before any compute, a fill the model cannot do (e.g. ``drop`` on CMNeXt)."""
+    if fill not in FILLS:
+        raise ConfigError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    if fill not in caps.fills:
+        raise ConfigError(f"model {model} supports fill {' or '.join(caps.fills)} only; {asked_by} asks for "
+                          f"fill {fill!r} (its branches mix modalities inside the encoder, so an absent input "
+                          "cannot be left out)" if caps.fills == ("zero",) else
+                          f"model {model} supports fill {' or '.join(caps.fills)} only; {asked_by} asks for "
+                          f"fill {fill!r}")
+
+
+def check_features(caps: Capabilities, model: str, needed_by: Iterable[str], where: str) -> None:
+    """Refuse a recipe whose losses need per-stage per-modality features on a model without them."""
+    needed = sorted(needed_by)
+    if needed and not caps.features:
+        raise ConfigError(f"{where}: losses {', '.join(needed)} need per-stage per-modality features, which model "
+                          f"{model} does not have (it fuses modalities inside its encoder); use a recipe without "
+                          "them (teacher, moddrop, kd)")
+
+
+def scored_logits(model: nn.Module, out: Any) -> Tensor:
+    """The scored tensor of a forward's result: the logits, or the declared output of several."""
+    if isinstance(out, Tensor):
+        return out
+    caps = capabilities_of(model)
+    if isinstance(out, Mapping) and caps.scored in out:
+        return out[caps.scored]
+    raise ConfigError(f"model {model_label(model)} returned {type(out).__name__}, not a logits tensor "
+                      f"(a model with several outputs declares which is scored)")
+
+
+def encoder_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters whose gradient shares are logged: the encoder's where the model says, else all."""
+    fn: Callable[[], Iterable[nn.Parameter]] | None = getattr(model, "encoder_parameters", None)
+    params = fn() if fn is not None else model.parameters()
+    return [p for p in params if p.requires_grad]
+
+
+def factory_capabilities(factory: Callable[..., nn.Module]) -> Capabilities:
+    """What a registered factory's models declare, known without building one (cards are checked with it)."""
+    cls = getattr(factory, "model_class", None)
+    caps = getattr(cls, "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else UNDECLARED
+
+
+def builds(cls: type) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator on a model factory: the class it builds, so its capabilities are known before building."""
+
+    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        factory.model_class = cls  # type: ignore[attr-defined]
+        return factory
+
+    return deco
