@@ -46,7 +46,10 @@ class MethodCard:
     """Local path of an ImageNet MiT / SegFormer checkpoint (nothing is downloaded)."""
     fill: Literal["drop", "zero"] = "drop"
     """How absent modalities are handled in training: removed from the fusion, or zero-filled (the same
-    word and values as protocol cards and records)."""
+    word and values as protocol cards and records). Checked against the fills the model supports."""
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Further options of the model's factory (e.g. ``backbone`` of ``segformer_timm``), checked against its
+    signature when the card is read, as loss options are."""
     # losses: each as {weight, option: value}, options checked against the loss's signature
     losses: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ohem_ce": {"weight": 1.0}})
     """``{loss name: {"weight": w, <option>: value}}``; a card may write ``name: w`` for the defaults.
@@ -92,8 +95,79 @@ class MethodCard:
         return {k: v for k, v in self.losses[name].items() if k != "weight"}
 
     def digest(self) -> str:
-        """Short hash of the resolved settings, for provenance and reuse checks."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Short hash of the resolved settings, for provenance and reuse checks.
+
+        Keys added after records were first written are left out while at their default, so a card's
+        digest (and the committed records that name it) does not change when the schema grows.
+        """
+        values = {k: v for k, v in self.to_dict().items() if not (k in LATER_KEYS and v == LATER_KEYS[k])}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+LATER_KEYS: dict[str, Any] = {"model_options": {}}
+"""Card keys added after the first records, with the default that leaves digests as they were."""
+
+MODEL_KEYS = {"embed_dim": "embed_dim", "fill": "fill", "drop_path": "drop_path_rate", "pretrained": "pretrained",
+              "head_dropout": "dropout"}
+"""Card keys every model may take -> the factory parameter they set (passed only where the factory has it)."""
+DATA_INPUTS = frozenset({"modalities", "num_classes"})
+"""Factory arguments the dataset supplies, never a card."""
+
+
+def model_kwargs(card: MethodCard) -> dict[str, Any]:
+    """The factory keyword arguments of ``card``'s model: the common keys it takes, then ``model_options``.
+
+    Why checked here and not by the factory: a key the model cannot use (``embed_dim`` on a model without a
+    SegFormer head, ``fill: drop`` on CMNeXt, a misspelt option) fails when the card is read, naming the key,
+    not after data generation and a first training step.
+    """
+    from rsbench.models import MODELS
+    from rsbench.models.contract import check_fill, factory_capabilities, factory_options
+
+    where = f"card {card.name}"
+    factory = MODELS.get(card.model)
+    options = factory_options(factory)
+    open_ended = not options
+    defaults = {f.name: f.default for f in dataclasses.fields(MethodCard)}
+    kwargs: dict[str, Any] = {}
+    for key, param in MODEL_KEYS.items():
+        value = getattr(card, key)
+        if param in options or open_ended:
+            kwargs[param] = value
+        elif value is not None and value != defaults[key]:
+            raise ConfigError(f"{where}: model {card.model} takes no {param!r} (card key {key!r}: {value!r})")
+    for key, value in card.model_options.items():
+        if key in DATA_INPUTS or key in MODEL_KEYS.values():
+            raise ConfigError(f"{where}: model_options.{key} is not a card option (it comes from the dataset or a "
+                              f"card key of its own: {', '.join(MODEL_KEYS)})")
+        if not open_ended and key not in options:
+            import difflib
+
+            close = difflib.get_close_matches(key, options, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            allowed = ", ".join(k for k in options if k not in DATA_INPUTS and k not in MODEL_KEYS.values())
+            raise ConfigError(f"{where}: model {card.model} has no option {key!r}{hint}; options: {allowed or 'none'}")
+        kwargs[key] = value
+    caps = factory_capabilities(factory)
+    check_fill(caps, card.fill, card.model, where)
+    return kwargs
+
+
+def check_model(card: MethodCard) -> MethodCard:
+    """The card's model exists, takes the card's options and fill, and has the features its losses need."""
+    from rsbench.models import MODELS
+    from rsbench.models.contract import check_features, factory_capabilities
+
+    model_kwargs(card)
+    needed = []
+    for name in card.losses:
+        from rsbench.losses import LOSSES
+
+        consumes = getattr(LOSSES.get(name), "consumes", {}) or {}
+        if {"features", "teacher_features"} & set(consumes.values()):
+            needed.append(name)
+    check_features(factory_capabilities(MODELS.get(card.model)), card.model, needed, f"card {card.name}")
+    return card
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
@@ -294,7 +368,7 @@ def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, An
     values.update(_validate(profiles[profile] or {}, f"{path.name} profile {profile!r}"))
     values.update(_validate({k: v for k, v in (overrides or {}).items() if v is not None}, "option"))
     values.setdefault("name", path.stem)
-    return MethodCard(**values)
+    return check_model(MethodCard(**values))
 
 
 def card_from_dict(values: dict[str, Any]) -> MethodCard:

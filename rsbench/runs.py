@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from rsbench.cards import MethodCard, card_from_dict
+from rsbench.cards import MethodCard, card_from_dict, model_kwargs
 from rsbench.data import SegmentationDataset
 from rsbench.errors import ConfigError
-from rsbench.models import MultiModalSegmentor, create_model
+from rsbench.models import create_model
 from rsbench.models.checkpoint import torch_load_weights_only
 
 CHECKPOINT_NAME = "last.pt"
@@ -117,20 +118,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int) -> MultiModalSegmentor:
-    return create_model(
-        card.model,
-        modalities=modalities,
-        num_classes=num_classes,
-        embed_dim=card.embed_dim,
-        fill=card.fill,
-        drop_path_rate=card.drop_path,
-        pretrained=card.pretrained,
-        dropout=card.head_dropout,
-    )
+def build_model(card: MethodCard, modalities: tuple[str, ...], num_classes: int) -> nn.Module:
+    """The card's model for a dataset's modalities and classes (only the options its factory takes)."""
+    return create_model(card.model, modalities=modalities, num_classes=num_classes, **model_kwargs(card))
 
 
-def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> tuple[MultiModalSegmentor, MethodCard]:
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path) -> tuple[nn.Module, MethodCard]:
     """Rebuild the trained model of a checkpoint (eval mode) and its resolved card."""
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)

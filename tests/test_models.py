@@ -64,7 +64,7 @@ def test_create_model_drops_none_kwargs():
     assert m.head.linear_c1.proj.out_features == 32
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models("segformer_*"))
 def test_every_variant_output_shape(name):
     """Cheap variants run for real; the big ones on the meta device (shapes only, no memory)."""
     kw = {"modalities": ("rgb", "depth"), "num_classes": 7}

@@ -1,7 +1,10 @@
-"""Load local checkpoints in the official MiT / SegFormer layouts, strictly.
+"""Load local checkpoints in the released layouts of the field, strictly.
 
-Accepted layouts (detected from the keys, after unwrapping ``state_dict``/``model`` and a
-DDP ``module.`` prefix):
+A file's layout is recognised by signature keys (``LAYOUTS``, after unwrapping ``state_dict``/``model``
+and a DDP ``module.`` prefix), and the model maps it to its own keys. Layouts:
+- CMNeXt (``jamycheung/DELIVER``): ``backbone.*`` + ``decode_head.*`` with the auxiliary branch's
+  ``backbone.extra_downsample_layers.*`` / ``backbone.FRMs.*``; read by the ``cmnext_mit_*`` models only
+  (the key names are the model's own). Its RGB-only files are plain SegFormers (the mmseg layout);
 - plain encoder keys, e.g. MiT ImageNet ``block1.0.attn.q.weight`` (the classifier
   ``head.weight``/``head.bias`` is dropped) or a timm model's own keys;
 - mmseg SegFormer: ``backbone.*`` + ``decode_head.*`` (unused ``decode_head.conv_seg`` and
@@ -22,14 +25,15 @@ import fnmatch
 import os
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from rsbench.errors import ConfigError
-from rsbench.models.segmentor import MultiModalSegmentor
+from rsbench.models.contract import model_label
 
 _SHOW = 8
 
@@ -87,18 +91,82 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return state
 
 
-def _split(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], bool]:
-    """Checkpoint -> (encoder keys in official form, head keys, keys of no known section, has_head_section)."""
+@dataclass(frozen=True)
+class Layout:
+    """A released key layout, recognised by its signature keys (not by a prefix alone)."""
+
+    name: str
+    description: str
+    signature: Callable[[set[str]], bool]
+
+
+def _has(keys: set[str], *prefixes: str) -> bool:
+    return any(k.startswith(prefixes) for k in keys)
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("cmnext", "CMNeXt (jamycheung/DELIVER): backbone.* with the auxiliary branch (extra_downsample_layers, "
+           "FRMs) + decode_head.*",
+           lambda k: _has(k, "backbone.extra_downsample_layers.", "backbone.FRMs.")),
+    Layout("mmseg", "SegFormer as mmseg / the CMNeXt codebase save it (RGB only): backbone.* + decode_head.*",
+           lambda k: _has(k, "backbone.") and _has(k, "decode_head.")),
+    Layout("robustseg", "the released RobustSeg Seg model: encoder.* + decoder.*",
+           lambda k: _has(k, "encoder.") and _has(k, "decoder.")),
+    Layout("rsbench", "rsbench's shared-encoder segmentor: encoder.* + head.*",
+           lambda k: _has(k, "encoder.") and _has(k, "head.")),
+    Layout("encoder", "an encoder alone (MiT ImageNet keys block1.*, patch_embed1.*, or a timm model's keys)",
+           lambda k: True),
+)
+"""Tried in order; the first whose signature matches names the file's layout."""
+
+
+def detect_layout(state: Mapping[str, Tensor]) -> Layout:
+    keys = set(state)
+    return next(layout for layout in LAYOUTS if layout.signature(keys))
+
+
+_AUX_NORM = re.compile(r"backbone\.extra_downsample_layers\.0\.norm\.ln_\d+\.weight")
+
+
+def checkpoint_modalities(state: Mapping[str, Tensor]) -> int | None:
+    """How many modalities a checkpoint's weights were built for, where the keys say it (CMNeXt: one per
+    auxiliary LayerNorm plus RGB; an RGB-only CMNeXt/SegFormer file: 1); None for shared-encoder layouts."""
+    layout = detect_layout(state).name
+    if layout == "cmnext":
+        return 1 + sum(1 for k in state if _AUX_NORM.fullmatch(k))
+    return None
+
+
+def checkpoint_head_width(state: Mapping[str, Tensor]) -> int | None:
+    """The SegFormer head's embedding width E from the fuse conv ``[E, 4E, 1, 1]``, when the file has a head."""
+    for key in ("decode_head.linear_fuse.conv.weight", "head.linear_fuse.conv.weight",
+                "decoder.linear_fuse.conv.weight"):
+        if key in state and state[key].dim() == 4:
+            return int(state[key].shape[0])
+    return None
+
+
+def checkpoint_classes(state: Mapping[str, Tensor]) -> int | None:
+    for key in ("decode_head.linear_pred.weight", "head.linear_pred.weight", "decoder.linear_pred.weight"):
+        if key in state:
+            return int(state[key].shape[0])
+    return None
+
+
+def _split(state: Mapping[str, Tensor], layout: str
+           ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor], bool]:
+    """A shared-encoder checkpoint -> (encoder keys in official form, head keys, keys of no known section, has_head)."""
+    sections: dict[str, dict[str, Tensor]]
     enc: dict[str, Tensor] = {}
     head: dict[str, Tensor] = {}
     other: dict[str, Tensor] = {}
-    if any(k.startswith("backbone.") for k in state):
+    if layout == "mmseg":
         sections = {"backbone.": enc, "decode_head.": head}
-        dropped = ("decode_head.conv_seg.", "auxiliary_head.")
-    elif any(k.startswith("encoder.") for k in state) and any(k.startswith("decoder.") for k in state):
-        sections = {"encoder.": enc, "decoder.": head}  # released RobustSeg Seg
+        dropped: tuple[str, ...] = ("decode_head.conv_seg.", "auxiliary_head.")
+    elif layout == "robustseg":
+        sections = {"encoder.": enc, "decoder.": head}
         dropped = ("classifier.",)
-    elif any(k.startswith("encoder.") for k in state):
+    elif layout == "rsbench":
         sections = {"encoder.": enc, "head.": head}
         dropped = ()
     else:
@@ -118,6 +186,31 @@ def _encoder_prefix(encoder: nn.Module) -> str:
     return getattr(encoder, "checkpoint_prefix", "")
 
 
+def map_shared_encoder(model: nn.Module, state: Mapping[str, Tensor], layout: Layout,
+                       allow_missing_head: bool) -> tuple[dict[str, Tensor], set[str]]:
+    """A checkpoint in one of the shared-encoder layouts -> (``model``'s own keys, keys left at init).
+
+    ``model`` is a segmentor with ``encoder`` and ``head`` (``MultiModalSegmentor``) or a bare encoder.
+    """
+    if layout.name == "cmnext":
+        raise ConfigError(f"this is a {layout.description} checkpoint; score it with a cmnext_mit_* model "
+                          "(e.g. --model cmnext_mit_b2)")
+    enc_state, head_state, other, _ = _split(state, layout.name)
+    has_head = hasattr(model, "head") and hasattr(model, "encoder")
+    encoder = model.encoder if has_head else model
+    unused = getattr(encoder, "unused_checkpoint_keys", None)
+    drop = unused(enc_state.keys()) if unused is not None else set()
+    prefix = ("encoder." if has_head else "") + _encoder_prefix(encoder)
+    mapped = {prefix + k: v for k, v in enc_state.items() if k not in drop}
+    mapped.update(other)  # reported as unexpected
+    skip: set[str] = set()
+    if has_head:
+        mapped.update({"head." + k: v for k, v in head_state.items()})
+        if allow_missing_head and not head_state:
+            skip = {k for k in model.state_dict() if k.startswith("head.")}
+    return mapped, skip
+
+
 def load_pretrained(
     model: nn.Module,
     path: str | os.PathLike,
@@ -125,14 +218,17 @@ def load_pretrained(
     allow_missing_head: bool = False,
     ignore: Sequence[str] = (),
 ) -> list[str]:
-    """Load a local checkpoint into a segmentor or a bare encoder, strictly.
+    """Load a local checkpoint into a model or a bare encoder, strictly.
+
+    The file's layout is recognised by its signature keys (``detect_layout``); the model maps it to its
+    own keys (``model.map_checkpoint(state, layout, allow_missing_head)``, or the shared-encoder mapping
+    for rsbench's segmentor and bare encoders).
 
     Args:
-        model: a :class:`MultiModalSegmentor` or an encoder (MiT, TimmEncoder). An encoder
-            takes the encoder part of a full segmentor checkpoint.
+        model: a segmentor (``MultiModalSegmentor``, ``CMNeXt``, ...) or an encoder (MiT, TimmEncoder).
         path: local file (see the module docstring for the accepted layouts).
-        allow_missing_head: a checkpoint with no decode head at all (an encoder-only
-            ImageNet checkpoint) leaves the segmentor's head at its random init.
+        allow_missing_head: a checkpoint with no decode head (an encoder-only ImageNet checkpoint) leaves
+            the head (and, for CMNeXt, the auxiliary branch) at its random init.
         ignore: glob patterns of the model's own keys (e.g. ``"head.linear_pred.*"`` for
             another class count) left at init; the checkpoint's values for them are dropped.
 
@@ -143,20 +239,14 @@ def load_pretrained(
         ConfigError: missing/unexpected keys or shape mismatches, listed by name.
     """
     state = read_state_dict(path)
-    enc_state, head_state, other, has_head = _split(state)
-    is_seg = isinstance(model, MultiModalSegmentor)
-    encoder = model.encoder if is_seg else model
-    unused = getattr(encoder, "unused_checkpoint_keys", None)
-    drop = unused(enc_state.keys()) if unused is not None else set()
-    prefix = ("encoder." if is_seg else "") + _encoder_prefix(encoder)
-    mapped = {prefix + k: v for k, v in enc_state.items() if k not in drop}
-    mapped.update(other)  # reported as unexpected below
-    if is_seg:
-        mapped.update({"head." + k: v for k, v in head_state.items()})
+    layout = detect_layout(state)
+    mapper = getattr(model, "map_checkpoint", None)
+    if mapper is not None:
+        mapped, skip = mapper(state, layout, allow_missing_head)
+    else:
+        mapped, skip = map_shared_encoder(model, state, layout, allow_missing_head)
     own = model.state_dict()
-    skip = {k for k in own if any(fnmatch.fnmatchcase(k, pat) for pat in ignore)}
-    if is_seg and allow_missing_head and not head_state:
-        skip |= {k for k in own if k.startswith("head.")}
+    skip |= {k for k in own if any(fnmatch.fnmatchcase(k, pat) for pat in ignore)}
     mapped = {k: v for k, v in mapped.items() if k not in skip}
     missing = [k for k in own if k not in mapped and k not in skip]
     unexpected = [k for k in mapped if k not in own]
@@ -166,18 +256,20 @@ def load_pretrained(
         if k in own and v.shape != own[k].shape
     ]
     if missing or unexpected or shapes:
-        parts = [f"checkpoint {path} does not fit {type(model).__name__}"]
+        parts = [f"checkpoint {path} ({layout.name} layout) does not fit {model_label(model)}"]
         if missing:
             parts.append(f"{len(missing)} missing keys: {_names(missing)}")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys: {_names(unexpected)}")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches: {_names(shapes)}")
-        if is_seg and missing and all(k.startswith("head.") for k in missing) and not has_head:
+        head_keys = ("head.", "decode_head.")
+        if missing and all(k.startswith(head_keys) for k in missing) and layout.name == "encoder":
             parts.append("(an encoder-only checkpoint: pass allow_missing_head=True to keep a random head)")
         raise ConfigError("; ".join(parts))
-    result = model.load_state_dict(mapped, strict=False)
+    result = model.load_state_dict(mapped, strict=False)  # every key checked above; skipped ones stay at init
     assert not result.unexpected_keys, result.unexpected_keys
+    assert set(result.missing_keys) <= skip, (result.missing_keys, skip)
     return sorted(result.missing_keys)
 
 
@@ -187,7 +279,7 @@ def to_official_state_dict(model: nn.Module, layout: str = "auto") -> dict[str, 
     ``layout``: ``"mmseg"`` (``backbone.*`` + ``decode_head.*``, the default for a segmentor)
     or ``"mit"`` (plain encoder keys, the default for an encoder; a segmentor's head is left out).
     """
-    is_seg = isinstance(model, MultiModalSegmentor)
+    is_seg = hasattr(model, "encoder") and hasattr(model, "head")
     if layout == "auto":
         layout = "mmseg" if is_seg else "mit"
     if layout not in ("mmseg", "mit"):

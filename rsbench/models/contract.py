@@ -12,6 +12,7 @@ left out as the protocol's fill says, one forward per condition.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,11 +117,23 @@ def factory_capabilities(factory: Callable[..., nn.Module]) -> Capabilities:
     return caps if isinstance(caps, Capabilities) else UNDECLARED
 
 
-def builds(cls: type) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator on a model factory: the class it builds, so its capabilities are known before building."""
+def builds(cls: type, options: Callable[..., Any] | None = None
+           ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator on a model factory: the class it builds (so its capabilities are known before building)
+    and, for a ``**kw`` factory, the function whose keyword-only parameters are its options."""
 
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         factory.model_class = cls  # type: ignore[attr-defined]
+        factory.options_from = options or factory  # type: ignore[attr-defined]
         return factory
 
     return deco
+
+
+def factory_options(factory: Callable[..., nn.Module]) -> dict[str, inspect.Parameter]:
+    """The keyword options a factory takes (cards' ``model_options`` and common model keys are checked
+    against these); an empty result with ``**kw`` means "not declared": anything is passed through."""
+    target = getattr(factory, "options_from", factory)
+    params = inspect.signature(target).parameters
+    return {k: p for k, p in params.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty}

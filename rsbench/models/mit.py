@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from functools import partial
 from typing import Any
 
 import torch.nn.functional as F
@@ -26,8 +25,6 @@ from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
 from rsbench.models._registry import ENCODERS
-
-_block_norm = partial(nn.LayerNorm, eps=1e-6)
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -102,12 +99,13 @@ class MixFFN(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm1 x), then x + mix_ffn(norm2 x)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, sr_ratio: int, drop_path: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, sr_ratio: int, drop_path: float,
+                 norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm1 = _block_norm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, sr_ratio)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = _block_norm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MixFFN(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, h: int, w: int) -> Tensor:
@@ -132,6 +130,7 @@ class MixVisionTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.1,
         in_chans: int = 3,
+        norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         if not len(embed_dims) == len(depths) == len(num_heads) == len(sr_ratios) == 4:
@@ -145,10 +144,11 @@ class MixVisionTransformer(nn.Module):
             cin = in_chans if i == 0 else embed_dims[i - 1]
             setattr(self, f"patch_embed{i + 1}", OverlapPatchEmbed(cin, embed_dims[i], patch, stride))
             blocks = [
-                Block(embed_dims[i], num_heads[i], mlp_ratio, sr_ratios[i], dpr[cur + j]) for j in range(depths[i])
+                Block(embed_dims[i], num_heads[i], mlp_ratio, sr_ratios[i], dpr[cur + j], norm_eps)
+                for j in range(depths[i])
             ]
             setattr(self, f"block{i + 1}", nn.ModuleList(blocks))
-            setattr(self, f"norm{i + 1}", _block_norm(embed_dims[i]))
+            setattr(self, f"norm{i + 1}", nn.LayerNorm(embed_dims[i], eps=norm_eps))
             cur += depths[i]
         self.feature_info: list[dict[str, Any]] = [
             {"num_chs": c, "reduction": 4 * 2**i, "module": f"norm{i + 1}"} for i, c in enumerate(embed_dims)
@@ -159,15 +159,20 @@ class MixVisionTransformer(nn.Module):
         """Official keys this encoder does not use: the ImageNet classifier ``head.weight/bias``."""
         return {k for k in keys if k in ("head.weight", "head.bias")}
 
+    def forward_stage(self, i: int, x: Tensor) -> Tensor:
+        """Stage ``i`` (1..4) alone: the previous map (or the image) -> [B, C_i, h, w]. Fusion models
+        (CMNeXt) change the map between stages."""
+        tokens, h, w = getattr(self, f"patch_embed{i}")(x)
+        for blk in getattr(self, f"block{i}"):
+            tokens = blk(tokens, h, w)
+        tokens = getattr(self, f"norm{i}")(tokens)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+
     def forward(self, x: Tensor) -> list[Tensor]:
         """x: [B, in_chans, H, W] -> [B, C_i, ceil(H/s_i), ceil(W/s_i)] for s_i = 4, 8, 16, 32."""
         outs = []
         for i in range(1, 5):
-            tokens, h, w = getattr(self, f"patch_embed{i}")(x)
-            for blk in getattr(self, f"block{i}"):
-                tokens = blk(tokens, h, w)
-            tokens = getattr(self, f"norm{i}")(tokens)
-            x = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+            x = self.forward_stage(i, x)
             outs.append(x)
         return outs
 

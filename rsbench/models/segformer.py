@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from rsbench.models._registry import ENCODERS, MODELS
 from rsbench.models.checkpoint import load_pretrained
+from rsbench.models.contract import builds
 from rsbench.models.segmentor import FillMode, MultiModalSegmentor
 from rsbench.models.timm_encoder import TimmEncoder
 
@@ -45,42 +46,50 @@ def _segformer_mit(
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b0(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b0", 256, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b1(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b1", 256, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b2(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b2", 768, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b3(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b3", 768, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b4(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b4", 768, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_b5(**kw) -> MultiModalSegmentor:
     return _segformer_mit("mit_b5", 768, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor, options=_segformer_mit)
 def segformer_mit_test(**kw) -> MultiModalSegmentor:
     """Tiny MiT (dims 8/16/24/32) with a 32-wide head: tests, demo, CPU CI."""
     return _segformer_mit("mit_test", 32, **kw)
 
 
 @MODELS.register()
+@builds(MultiModalSegmentor)
 def segformer_timm(
     *,
     backbone: str = "resnet18",
