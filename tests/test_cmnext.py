@@ -18,7 +18,7 @@ import torch
 from rsbench.errors import ConfigError
 from rsbench.models import create_model, load_pretrained
 from rsbench.models.checkpoint import checkpoint_modalities, detect_layout, read_state_dict
-from rsbench.models.zoo.cmnext import CMNeXt
+from rsbench.models.zoo.cmnext import SETTINGS, CMNeXt
 from tests.released.make_cmnext_values import tiny_inputs
 
 RELEASED = Path(__file__).parent / "released"
@@ -58,8 +58,11 @@ def test_parameter_counts_equal_the_released_model(name, modalities, classes, ca
 
 
 def _tiny(case: dict, modalities: tuple[str, ...]) -> CMNeXt:
-    settings = tuple(tuple(x) for x in case["settings"])
-    return CMNeXt("test", modalities, case["num_classes"], case["decode_embed"], settings=settings)
+    """The registered test variant is the harness's tiny configuration."""
+    assert tuple(tuple(x) for x in case["settings"]) == SETTINGS["test"]
+    model = create_model("cmnext_mit_test", modalities=modalities, num_classes=case["num_classes"])
+    assert model.decode_head.linear_fuse.conv.out_channels == case["decode_embed"]
+    return model
 
 
 @pytest.mark.parametrize(("key", "modalities"), [("m4", DELIVER), ("m2", DELIVER[:2]), ("m1", ("rgb",))])
@@ -129,7 +132,7 @@ def test_imagenet_mit_initialises_the_rgb_branch_only(tmp_path):
     mit = create_model("segformer_mit_test").encoder
     torch.save(to_official_state_dict(mit), tmp_path / "mit.pth")
     torch.manual_seed(4)
-    with pytest.raises(ConfigError):  # shapes differ: segformer_mit_test is not CMNeXt-test's width
+    with pytest.raises(ConfigError, match="shape mismatches"):  # segformer_mit_test is not CMNeXt-test's width
         create_model("cmnext_mit_test", pretrained=tmp_path / "mit.pth")
     torch.manual_seed(5)
     donor = create_model("cmnext_mit_test", modalities=("rgb",))

@@ -35,8 +35,16 @@ def eval_cmd(
     weights: Path | None = typer.Option(
         None, "--weights", help="A bare state_dict instead (official, mmseg or released RobustSeg layout; "
         "with or without 'module.'); needs --model and --dataset."),
-    model_name: str | None = typer.Option(None, "--model", help="Model for --weights, e.g. segformer_mit_b0."),
-    embed_dim: int = typer.Option(768, "--embed-dim", help="Decoder width for --weights (released B0: 768)."),
+    model_name: str | None = typer.Option(
+        None, "--model", help="Model for --weights, e.g. segformer_mit_b0, cmnext_mit_b2 (`rsbench models`)."),
+    released: str | None = typer.Option(
+        None, "--released", help="A registered released checkpoint (`rsbench models`): its model, modalities "
+        "and eval size for --weights."),
+    modalities: str | None = typer.Option(
+        None, "--modalities", help="For --weights: the file's modalities in its order, comma-separated "
+        "(default: the dataset's, or the released entry's)."),
+    embed_dim: int | None = typer.Option(
+        None, "--embed-dim", help="Decoder width for --weights (default: read from the file's head)."),
     eval_size: int | None = typer.Option(None, "--eval-size", help="Short side for --weights (default: native)."),
     protocol: str = typer.Option(
         "full", "--protocol", help="Protocol card(s): full, emm (all-subsets), emm-drop, rmm-25/50/75, "
@@ -77,35 +85,47 @@ def eval_cmd(
     if convention not in MIOU_CONVENTIONS:
         raise ConfigError(f"unknown --convention {convention!r} (choose {' or '.join(MIOU_CONVENTIONS)})")
     cards = [resolve_card(c, fill) for c in resolve_protocols(protocol)]
-    if weights is not None and (model_name is None or dataset is None):
-        raise ConfigError("--weights needs --model (e.g. segformer_mit_b0) and --dataset")
+    if weights is not None and dataset is None:
+        raise ConfigError("--weights needs --dataset (and --model or --released)")
+    if weights is None and (model_name or released or modalities or embed_dim):
+        raise ConfigError("--model, --released, --modalities and --embed-dim go with --weights (a checkpoint "
+                          "names its own model)")
+    positive_int("--embed-dim", embed_dim)
     source = weights if weights is not None else checkpoint
     if not source.expanduser().is_file():
         raise ConfigError(f"{'weights' if weights is not None else 'checkpoint'} not found: {source}")
     _check_outputs(out, plot, [c.name for c in cards], source.expanduser().parent / "records")
+    spec = None
     if weights is not None:
-        ds = create_dataset(dataset, root=root, split=split,
-                            transform=EvalResize(eval_size) if eval_size else None)
+        from rsbench.protocols.weights import resolve_weights_spec
+
+        mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
+        if model_name or released:  # the fill first: it needs no file read
+            from rsbench.models.zoo.released import released_checkpoint
+
+            _check_fills(model_name or released_checkpoint(released).model, cards)
+        spec = resolve_weights_spec(weights, model_name, released, mods, embed_dim, eval_size, dataset)
+        ds = create_dataset(dataset, root=root, split=split, modalities=spec.modalities,
+                            transform=EvalResize(spec.eval_size) if spec.eval_size else None)
     else:
+        _check_fills(_checkpoint_model(checkpoint), cards)
         ds = _checkpoint_dataset(checkpoint, dataset, root, split)
     check_dataset_files([ds] if ds is not None else [])
     apply_threads(thread_choice.threads)
     header_before_output(thread_choice.describe())
     dev = pick_device(device)
 
-    if weights is not None:
-        from rsbench.models import create_model, load_pretrained
+    if spec is not None:
+        from rsbench.protocols.weights import build_weights_model
 
-        model = create_model(model_name, modalities=ds.modalities, num_classes=ds.info.num_classes,
-                             embed_dim=embed_dim)
-        load_pretrained(model, weights)
-        options = {"embed_dim": embed_dim, "eval_size": eval_size}
+        model = build_weights_model(spec, weights, ds.modalities, ds.info.num_classes)
         for card in cards:
-            result = evaluate(model.eval().to(dev), ds, card, batch_size=batch_size, device=dev,
+            result = evaluate(model.to(dev), ds, card, batch_size=batch_size, device=dev,
                               convention=convention, progress=True)
             target = out if out is None or len(cards) == 1 else out / f"{card.name}.json"
-            path = record_weights_evaluation(result, weights, model_name, options, dataset, split, str(dev), target)
-            title = f"{weights.name} ({model_name}) on {dataset}/{split}: {card.name} (fill {card.fill}, {convention})"
+            path = record_weights_evaluation(result, weights, spec.model, spec.options(), dataset, split, str(dev),
+                                             target)
+            title = f"{weights.name} ({spec.model}) on {dataset}/{split}: {card.name} (fill {card.fill}, {convention})"
             console.print(result_table(result, title))
             console.print(f"record: {path}")
         return
@@ -120,6 +140,22 @@ def eval_cmd(
     if plot is not None:
         _plots(plot, checkpoint, [(pcard, path) for (_, path), pcard in zip(evaluated, cards, strict=True)], split,
                dataset, root)
+
+
+def _check_fills(model: str, cards: list) -> None:
+    """A protocol fill the model cannot do (``drop`` on CMNeXt) is refused before any data is read."""
+    from rsbench.models import MODELS
+    from rsbench.models.contract import check_fill, factory_capabilities
+
+    caps = factory_capabilities(MODELS.get(model))
+    for card in cards:
+        check_fill(caps, card.fill, model, f"protocol {card.name}")
+
+
+def _checkpoint_model(checkpoint: Path) -> str:
+    from rsbench.runs import load_checkpoint
+
+    return str((load_checkpoint(checkpoint).get("card") or {}).get("model", "segformer_mit_b0"))
 
 
 def _check_outputs(out: Path | None, plot: Path | None, protocols: list[str], default: Path) -> None:

@@ -248,6 +248,15 @@ def main(root: Path) -> None:
               f"rerun diff {summary['rerun_max_abs_diff']}, zero-grad params {summary['params_with_zero_grad']}")
     torch.save(values, VALUES_OUT)
 
+    # the tiny 4-modality class with DELIVER's 25 classes: a file in the released layout for the end-to-end
+    # `rsbench eval --weights ... --dataset deliver-synth` test (no logits recorded; m4 checks the numerics)
+    torch.manual_seed(0)
+    deliver = cmnext_cls("CMNeXt-T", num_classes=25, modals=TINY["m4"][0])
+    deliver.decode_head = head_cls(deliver.backbone.channels, TINY_EMBED, 25)
+    seeded_fill(deliver, 114, bb.ConvLayerNorm)
+    torch.save({k: v.detach().clone().contiguous() for k, v in deliver.state_dict().items()},
+               HERE / "cmnext_tiny_deliver25.pth")
+
     meta = {"source": "jamycheung/DELIVER", "commit": commit, "torch": torch.__version__,
             "settings_added": SETTINGS_ADDED, "tiny_input_seed": TINY_INPUT_SEED, "tiny_input_shape": TINY_SHAPE,
             "mmcv_build_norm_layer_BN": "nn.BatchNorm2d",

@@ -54,10 +54,11 @@ SETTINGS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "b3": ((64, 128, 320, 512), (3, 4, 18, 3)),
     "b4": ((64, 128, 320, 512), (3, 8, 27, 3)),
     "b5": ((64, 128, 320, 512), (3, 6, 40, 3)),
-    "test": ((8, 16, 40, 64), (1, 1, 1, 1)),
+    "test": ((4, 8, 10, 16), (1, 1, 1, 1)),
 }
 """Widths and depths per variant (the release enables B2, B4, B5; B0, B1, B3 follow its commented table).
-``test``: the smallest widths the fixed heads (1, 2, 5, 8) divide, one block per stage."""
+``test``: small widths the fixed heads (1, 2, 5, 8) divide, one block per stage: the tiny configuration the
+released-code harness built (``tests/released/make_cmnext_values.py``), so its files load into this variant."""
 HEAD_WIDTH = {"b0": 256, "b1": 256, "test": 32}
 """The head's embedding: 256 for B0/B1, 512 otherwise (``semseg/models/cmnext.py``)."""
 NUM_HEADS = (1, 2, 5, 8)
@@ -385,16 +386,14 @@ class CMNeXt(nn.Module):
     capabilities = Capabilities(fills=("zero",), separable=False, features=False)
 
     def __init__(self, variant: str, modalities: Sequence[str], num_classes: int, embed_dim: int | None = None,
-                 drop_path_rate: float = 0.1, dropout: float = 0.1,
-                 settings: tuple[Sequence[int], Sequence[int]] | None = None) -> None:
-        """``settings``: (widths, depths) other than the variant's (the tests' tiny released configuration)."""
+                 drop_path_rate: float = 0.1, dropout: float = 0.1) -> None:
         super().__init__()
-        if variant not in SETTINGS and settings is None:
+        if variant not in SETTINGS:
             raise ConfigError(f"unknown CMNeXt variant {variant!r} (known: {', '.join(SETTINGS)})")
         modalities = tuple(modalities)
         if not modalities or len(set(modalities)) != len(modalities):
             raise ConfigError(f"modalities must be non-empty and unique, got {modalities}")
-        dims, depths = settings or SETTINGS[variant]
+        dims, depths = SETTINGS[variant]
         self.variant, self.modalities, self.num_classes = variant, modalities, num_classes
         self.model_name = f"cmnext_mit_{variant}"
         self.fill = "zero"
@@ -560,5 +559,5 @@ def cmnext_mit_b5(**kw: Any) -> CMNeXt:
 @MODELS.register()
 @builds(CMNeXt, options=_cmnext)
 def cmnext_mit_test(**kw: Any) -> CMNeXt:
-    """Tiny CMNeXt (widths 8/16/40/64, one block per stage, head 32): tests, CPU CI."""
+    """Tiny CMNeXt (widths 4/8/10/16, one block per stage, head 32; the harness's tiny configuration): tests, CI."""
     return _cmnext("test", **kw)
