@@ -98,7 +98,7 @@ def _root(
 
 
 def _register() -> None:
-    from rsbench.cli import compare, data, demo, evaluate, leaderboard, plot, train
+    from rsbench.cli import compare, data, demo, evaluate, leaderboard, models, plot, train
 
     app.add_typer(data.app, name="data")
     app.command("train")(train.train_cmd)
@@ -106,6 +106,7 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     app.command("plot")(plot.plot_cmd)
     app.command("compare")(compare.compare_cmd)
+    app.command("models")(models.models_cmd)
     app.add_typer(leaderboard.app, name="leaderboard")
 
 

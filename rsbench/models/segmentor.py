@@ -46,6 +46,7 @@ class MultiModalSegmentor(nn.Module):
         dropout: dropout before the head's classifier.
     """
 
+    architecture = "segformer"
     capabilities = Capabilities(fills=("drop", "zero"), separable=True, features=True)
     """Modalities never meet inside the encoder: encoded once, reused by every condition; both fills."""
 

@@ -383,6 +383,7 @@ class CMNeXt(nn.Module):
     nir``). An absent modality (``present`` False) is fed as zeros.
     """
 
+    architecture = "cmnext"
     capabilities = Capabilities(fills=("zero",), separable=False, features=False)
 
     def __init__(self, variant: str, modalities: Sequence[str], num_classes: int, embed_dim: int | None = None,

@@ -42,10 +42,9 @@ class ReleasedCheckpoint:
     embed_dim: int | None = None
 
     def command(self, root: str = "DIR") -> str:
-        """The command that scores this file under the EMM protocol."""
-        size = f" --eval-size {self.eval_size}" if self.eval_size else ""
+        """The command that scores this file under the EMM protocol (``--released`` brings the eval size)."""
         return (f"rsbench eval --released {self.name} --weights {self.file or 'FILE'} --dataset {self.dataset} "
-                f"--root {root} --protocol emm{size}")
+                f"--root {root} --protocol emm")
 
 
 def _entry(name: str, raw: Any) -> ReleasedCheckpoint:
