@@ -38,7 +38,8 @@ class MethodCard:
     """Student cards: the card that trains the teacher."""
     # model
     model: str = "segformer_mit_b0"
-    embed_dim: int = 768
+    embed_dim: int | None = 768
+    """The decode head's width; null: the model's own default (CMNeXt: 256 for B0/B1, 512 otherwise)."""
     drop_path: float = 0.1
     head_dropout: float = 0.1
     """Dropout before the head's classifier (SegFormer's ``dropout_ratio``)."""
@@ -355,8 +356,13 @@ def card_path(name_or_path: str) -> Path:
     return path
 
 
-def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, Any] | None = None) -> MethodCard:
-    """Load a card, apply a profile, then CLI overrides (``None`` values are ignored)."""
+def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, Any] | None = None,
+              model_default_width: bool = False) -> MethodCard:
+    """Load a card, apply a profile, then CLI overrides (``None`` values are ignored).
+
+    ``model_default_width``: the card's model was overridden, so its ``embed_dim`` (chosen for the card's own
+    model) gives way to the new model's default unless the overrides set one.
+    """
     path = card_path(name_or_path)
     raw = read_yaml_mapping(path)
     profiles = raw.pop("profiles", {}) or {}
@@ -367,6 +373,8 @@ def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, An
     values = _validate(raw, path.name)
     values.update(_validate(profiles[profile] or {}, f"{path.name} profile {profile!r}"))
     values.update(_validate({k: v for k, v in (overrides or {}).items() if v is not None}, "option"))
+    if model_default_width and (overrides or {}).get("embed_dim") is None:
+        values["embed_dim"] = None
     values.setdefault("name", path.stem)
     return check_model(MethodCard(**values))
 

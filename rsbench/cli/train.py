@@ -35,6 +35,11 @@ def train_cmd(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Override the batch size."),
     lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
     seed: int | None = typer.Option(None, "--seed", help="Override the seed."),
+    model: str | None = typer.Option(
+        None, "--model", help="Train another registered architecture with this recipe (both stages), e.g. "
+        "cmnext_mit_test; its head width is the model's own unless --embed-dim is given (`rsbench models`)."),
+    fill: str | None = typer.Option(None, "--fill", help="Override the card's fill (zero or drop), both stages."),
+    embed_dim: int | None = typer.Option(None, "--embed-dim", help="Override the decode head's width."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     stop_after: int | None = typer.Option(None, "--stop-after", help="Stop (with a checkpoint) after N iterations."),
     modalities: str | None = typer.Option(None, "--modalities", help="Comma-separated subset to train on."),
@@ -59,8 +64,10 @@ def train_cmd(
     thread_choice = choose_threads(threads)
     check_device(device)
     mods = parse_modalities(modalities, dataset)
+    positive_int("--embed-dim", embed_dim)
     overrides = {"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed}
-    card = load_card(method, profile, overrides)
+    architecture = model_overrides(model, fill, embed_dim)
+    card = load_card(method, profile, {**overrides, **architecture}, model_default_width=model is not None)
     if stage not in (None, "teacher", "student"):
         raise ConfigError(f"--stage must be teacher or student, got {stage!r}")
     if stage == "student" and card.stage != "student":
@@ -70,10 +77,10 @@ def train_cmd(
     if card.stage == "student" and teacher is None and card.teacher is None:
         raise ConfigError(f"student card {card.name} names no teacher card: pass --teacher PATH")
     if card.stage == "student" and teacher is None and card.teacher is not None:
-        t_card = load_card(card.teacher, profile, {"seed": seed})
-        writable_folder(default_out(dataset, t_card, profile, mods), "teacher run folder")
+        t_card = load_card(card.teacher, profile, {"seed": seed, **architecture}, model_default_width=model is not None)
+        writable_folder(default_out(dataset, t_card, profile, mods, model), "teacher run folder")
     if stage != "teacher":
-        writable_folder(out or default_out(dataset, card, profile, mods))
+        writable_folder(out or default_out(dataset, card, profile, mods, model))
     _check_training_data(dataset, root, card, mods)
     positive_int("--nproc", nproc)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # validated: now run this command under torchrun
@@ -88,16 +95,16 @@ def train_cmd(
 
     if card.stage == "student" and teacher is None:
         teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
-                              train_it=stage != "student", notify=say, device=device)
+                              train_it=stage != "student", notify=say, device=device, architecture=architecture)
         if stage == "teacher":
             return
     elif stage == "teacher" and card.stage == "student":
         raise ConfigError("--stage teacher trains the teacher of a student card: leave out --teacher")
 
-    out = out or default_out(dataset, card, profile, mods)
+    out = out or default_out(dataset, card, profile, mods, model)
     label = "stage 2: student" if card.stage == "student" else "training"
     console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
-    again = _resume_command(method, dataset, profile, out, overrides, modalities, root,
+    again = _resume_command(method, dataset, profile, out, {**overrides, **architecture}, modalities, root,
                             teacher if card.stage == "student" else None, nproc)
     try:
         res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
@@ -113,6 +120,18 @@ def train_cmd(
         say(f"resume with: {again}")
         return
     say(f"done: {res.total} iterations in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+
+
+def model_overrides(model: str | None, fill: str | None, embed_dim: int | None) -> dict:
+    """Card overrides that train another architecture with a recipe: its model, fill and head width.
+
+    A card's ``embed_dim`` was chosen for its own model, so ``--model`` alone gives the new model its own
+    default width (``load_card(..., model_default_width=True)``); ``--embed-dim`` sets one.
+    """
+    out: dict = {"fill": fill, "embed_dim": embed_dim}
+    if model is not None:
+        out["model"] = model
+    return out
 
 
 def _launch_torchrun(nproc: int) -> None:

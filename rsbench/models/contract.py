@@ -76,11 +76,11 @@ def check_fill(caps: Capabilities, fill: str, model: str, asked_by: str) -> None
     if fill not in FILLS:
         raise ConfigError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
     if fill not in caps.fills:
+        why = (" (its branches mix modalities inside the encoder, so an absent input cannot be left out)"
+               if caps.fills == ("zero",) else "")
+        hint = f"; train it with --fill {caps.fills[0]}" if asked_by.startswith("card") else ""
         raise ConfigError(f"model {model} supports fill {' or '.join(caps.fills)} only; {asked_by} asks for "
-                          f"fill {fill!r} (its branches mix modalities inside the encoder, so an absent input "
-                          "cannot be left out)" if caps.fills == ("zero",) else
-                          f"model {model} supports fill {' or '.join(caps.fills)} only; {asked_by} asks for "
-                          f"fill {fill!r}")
+                          f"fill {fill!r}{why}{hint}")
 
 
 def check_features(caps: Capabilities, model: str, needed_by: Iterable[str], where: str) -> None:

@@ -14,9 +14,10 @@ from rsbench.runs import CHECKPOINT_NAME, data_fingerprint, finished_run, has_ch
 from rsbench.training.loop import TrainResult, train
 
 
-def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[str, ...] | None = None) -> Path:
-    """``runs/<dataset>/<card>-<profile>[-<modalities>]``."""
-    suffix = f"-{'+'.join(modalities)}" if modalities else ""
+def default_out(dataset: str, card: MethodCard, profile: str, modalities: tuple[str, ...] | None = None,
+                model: str | None = None) -> Path:
+    """``runs/<dataset>/<card>-<profile>[-<model>][-<modalities>]`` (the model when it overrides the card's)."""
+    suffix = (f"-{model}" if model else "") + (f"-{'+'.join(modalities)}" if modalities else "")
     return Path("runs") / dataset / f"{card.name}-{profile}{suffix}"
 
 
@@ -46,12 +47,20 @@ def train_or_reuse(card: MethodCard, dataset: str, run_dir: Path, *, notify: Cal
 
 def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | None = None, root: Path | None = None,
                 modalities: tuple[str, ...] | None = None, train_it: bool = True,
-                notify: Callable[[str], None] = print, **train_kwargs: Any) -> Path:
-    """The student card's teacher checkpoint: reused when finished with the same card and data, else trained."""
+                notify: Callable[[str], None] = print, architecture: dict[str, Any] | None = None,
+                **train_kwargs: Any) -> Path:
+    """The student card's teacher checkpoint: reused when finished with the same card and data, else trained.
+
+    ``architecture``: the student's model overrides (``--model``, ``--fill``, ``--embed-dim``), which the
+    teacher takes too (a teacher of another architecture than its student is the user's explicit choice,
+    through ``--teacher``).
+    """
     if card.teacher is None:
         raise ConfigError(f"student card {card.name} names no teacher card")
-    t_card = load_card(card.teacher, profile, {"seed": seed})
-    t_out = default_out(dataset, t_card, profile, modalities)
+    architecture = architecture or {}
+    t_card = load_card(card.teacher, profile, {"seed": seed, **architecture},
+                       model_default_width=bool(architecture.get("model")))
+    t_out = default_out(dataset, t_card, profile, modalities, architecture.get("model"))
     t_ckpt = t_out / CHECKPOINT_NAME
     if is_finished(t_card, dataset, t_out, root, modalities):
         notify(f"reusing teacher {t_ckpt} (finished, same card and data)")
