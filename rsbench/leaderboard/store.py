@@ -145,14 +145,22 @@ def _markdown(ds: str, result: dict[str, Any] | None, reported: list[dict]) -> s
     if reported:
         keys = list(dict.fromkeys(k for e in reported for k in e["values"]))
         lines += ["## Reported (published numbers, not reproduced here)", "",
-                  "| model | " + " | ".join(keys) + " | convention | source |",
-                  "|---|" + "---:|" * len(keys) + "---|---|"]
+                  "| model | " + " | ".join(keys) + " | convention | released file | source |",
+                  "|---|" + "---:|" * len(keys) + "---|---|---|"]
+        notes: dict[str, str] = {}
         for e in reported:
-            vals = [f"{e['values'][k]:.2f}" if k in e["values"] else "" for k in keys]
+            derived = set((e.get("derived") or {}).get("keys", []))
+            if derived:
+                notes[" ".join(sorted(derived))] = e["derived"]["how"]
+            vals = [(f"{e['values'][k]:.2f}" + ("*" if k in derived else "")) if k in e["values"] else ""
+                    for k in keys]
             src = f"{e['source']['paper']}; {e['source']['table']}"
             conv = e.get("convention") or "not stated"
-            lines.append(f"| {e['model']} | " + " | ".join(vals) + f" | {conv} | {src} |")
+            released = f"`{e['released']}`" if e.get("released") else ""
+            lines.append(f"| {e['model']} | " + " | ".join(vals) + f" | {conv} | {released} | {src} |")
         lines.append("")
+        for keys_text, how in notes.items():
+            lines += [f"\\* {keys_text}: not printed in the source; {how}. Released files: `rsbench models`.", ""]
     return "\n".join(lines)
 
 
