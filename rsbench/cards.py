@@ -172,7 +172,9 @@ def check_model(card: MethodCard) -> MethodCard:
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
-    """Validate (and lightly coerce int -> float) ``value`` against a type hint."""
+    """Validate (and lightly coerce int -> float) ``value`` against a type hint (``Any``: checked elsewhere)."""
+    if hint is Any:
+        return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         errors = []
