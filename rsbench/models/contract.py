@@ -13,15 +13,18 @@ left out as the protocol's fill says, one forward per condition.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from rsbench.errors import ConfigError
 
 FILLS: tuple[str, ...] = ("drop", "zero")
+Present = Tensor | Sequence[str] | None
+"""Which modalities a forward gets: a bool [B, M] mask, names (the same subset for every sample), or None (all)."""
 
 
 @dataclass(frozen=True)
@@ -137,3 +140,23 @@ def factory_options(factory: Callable[..., nn.Module]) -> dict[str, inspect.Para
     params = inspect.signature(target).parameters
     return {k: p for k, p in params.items()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty}
+
+
+def present_mask(names: Sequence[str], present: Present, batch_size: int, device: torch.device | None) -> Tensor:
+    """``present`` as a bool [B, M] (None: all; names: the same subset for each sample); every sample keeps one."""
+    m = len(names)
+    if present is None:
+        return torch.ones(batch_size, m, dtype=torch.bool, device=device)
+    if not isinstance(present, Tensor):
+        chosen = [present] if isinstance(present, str) else list(present)
+        unknown = sorted(set(chosen) - set(names))
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; this model has {list(names)}")
+        present = torch.tensor([n in chosen for n in names], dtype=torch.bool, device=device).expand(batch_size, m)
+    if present.shape != (batch_size, m):
+        raise ValueError(f"present must have shape [B={batch_size}, M={m}], got {list(present.shape)}")
+    present = present.to(device=device, dtype=torch.bool)
+    empty = (~present.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"samples {empty} have no modality present; at least one is needed")
+    return present

@@ -23,14 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rsbench.errors import ConfigError
-from rsbench.models.contract import FILLS, Capabilities
+from rsbench.models.contract import FILLS, Capabilities, Present, present_mask
 from rsbench.models.head import SegFormerHead
 
 if TYPE_CHECKING:
     from rsbench.models.folded import FoldedHead
 
 FillMode = Literal["drop", "zero"]
-Present = Tensor | Sequence[str] | None
 
 
 class MultiModalSegmentor(nn.Module):
@@ -70,27 +69,8 @@ class MultiModalSegmentor(nn.Module):
         self.head = SegFormerHead([int(f["num_chs"]) for f in encoder.feature_info], num_classes, embed_dim, dropout)
 
     def present_mask(self, present: Present, batch_size: int, device: torch.device | None = None) -> Tensor:
-        """``present`` as a bool [B, M] tensor: None = all present; names = same subset for every sample.
-
-        Raises ValueError on a wrong shape, an unknown name or a sample with no modality.
-        """
-        m = len(self.modalities)
-        if present is None:
-            return torch.ones(batch_size, m, dtype=torch.bool, device=device)
-        if not isinstance(present, Tensor):
-            names = [present] if isinstance(present, str) else list(present)
-            unknown = sorted(set(names) - set(self.modalities))
-            if unknown:
-                raise ValueError(f"unknown modalities {unknown}; this model has {list(self.modalities)}")
-            row = torch.tensor([n in names for n in self.modalities], dtype=torch.bool, device=device)
-            present = row.expand(batch_size, m)
-        if present.shape != (batch_size, m):
-            raise ValueError(f"present must have shape [B={batch_size}, M={m}], got {list(present.shape)}")
-        present = present.to(device=device, dtype=torch.bool)
-        empty = (~present.any(dim=1)).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"samples {empty} have no modality present; at least one is needed")
-        return present
+        """``present`` as a bool [B, M] tensor (``rsbench.models.contract.present_mask``)."""
+        return present_mask(self.modalities, present, batch_size, device)
 
     def encode_one(self, x: Tensor) -> list[Tensor]:
         """One modality's input [N, 3, H, W] -> its 4 stage maps [N, C_j, H_j, W_j] (the shared encoder)."""

@@ -41,11 +41,9 @@ from torch import Tensor, nn
 from rsbench.errors import ConfigError
 from rsbench.models._registry import MODELS
 from rsbench.models.checkpoint import Layout, checkpoint_modalities, load_pretrained
-from rsbench.models.contract import Capabilities, builds
+from rsbench.models.contract import Capabilities, Present, builds, present_mask
 from rsbench.models.head import SegFormerHead
 from rsbench.models.mit import MixVisionTransformer
-
-Present = Tensor | Sequence[str] | None
 
 SETTINGS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "b0": ((32, 64, 160, 256), (2, 2, 2, 2)),
@@ -460,26 +458,6 @@ class CMNeXt(nn.Module):
         inputs = self._inputs(modalities, present)
         logits = self.decode_head(self.backbone(inputs[0], inputs[1:]))
         return F.interpolate(logits, size=inputs[0].shape[-2:], mode="bilinear", align_corners=False)
-
-
-def present_mask(names: Sequence[str], present: Present, batch_size: int, device: torch.device | None) -> Tensor:
-    """``present`` as a bool [B, M] (None: all; names: the same subset for each sample); every sample keeps one."""
-    m = len(names)
-    if present is None:
-        return torch.ones(batch_size, m, dtype=torch.bool, device=device)
-    if not isinstance(present, Tensor):
-        chosen = [present] if isinstance(present, str) else list(present)
-        unknown = sorted(set(chosen) - set(names))
-        if unknown:
-            raise ValueError(f"unknown modalities {unknown}; this model has {list(names)}")
-        present = torch.tensor([n in chosen for n in names], dtype=torch.bool, device=device).expand(batch_size, m)
-    if present.shape != (batch_size, m):
-        raise ValueError(f"present must have shape [B={batch_size}, M={m}], got {list(present.shape)}")
-    present = present.to(device=device, dtype=torch.bool)
-    empty = (~present.any(dim=1)).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"samples {empty} have no modality present; at least one is needed")
-    return present
 
 
 def _init_weights(m: nn.Module) -> None:
