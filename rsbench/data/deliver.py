@@ -11,7 +11,9 @@ loaders read them (``semseg/datasets/deliver.py``):
 - ``lidar`` ``lidar/..._lidar_front.png``, uint8: ``/255``.
 
 Every modality comes out float32 ``[3, H, W]``: a 1-channel file is repeated, a 4th
-(alpha) channel is dropped; only RGB gets mean/std. The label is channel 0 (R) of
+(alpha) channel is dropped; only RGB gets mean/std. The stored uint8 image (``[1|3, H, W]``)
+is what ``EvalResize`` resizes, before ``/255`` and mean/std, as the released
+``augmentations_mm.Resize`` + ``Normalize`` do. The label is channel 0 (R) of
 ``semantic/..._semantic_front.png`` (a 1-channel file works too): raw 1..25 -> classes
 0..24, raw 0 (unlabelled) -> 255 = ignore; int64 ``[H, W]``.
 
@@ -46,8 +48,9 @@ from rsbench.data.base import (
     Sample,
     SampleRef,
     SegmentationDataset,
-    normalize_rgb,
-    to_three_channels,
+    channels_first,
+    normalize_rgb_chw,
+    scale_to_three,
 )
 from rsbench.errors import DataError
 from rsbench.io import png_size, read_png
@@ -160,7 +163,7 @@ class DeliverDataset(SegmentationDataset):
             raise DataError(f"{path}: expected 1, 3 or 4 channels, got {img.shape[2]}")
         return img
 
-    def _load_modality(self, ref: SampleRef, name: str) -> np.ndarray:
+    def _read_modality(self, ref: SampleRef, name: str) -> np.ndarray:
         path = ref.files[name]
         img = self._read_uint8(path)
         height, width = png_size(self.root / ref.id)
@@ -169,10 +172,12 @@ class DeliverDataset(SegmentationDataset):
                 img = cv2.resize(img, (width, height), interpolation=cv2.INTER_NEAREST)
             else:
                 raise DataError(f"{path}: size {img.shape[0]}x{img.shape[1]} differs from the RGB {height}x{width}")
-        chw = to_three_channels(img)  # channel count checked above, so this cannot raise
+        return channels_first(img)  # channel count checked above, so this cannot raise
+
+    def _convert_modality(self, name: str, raw: np.ndarray) -> np.ndarray:
         if name == "rgb":
-            return normalize_rgb(chw.transpose(1, 2, 0))
-        return chw.astype(np.float32) / np.float32(255.0)
+            return normalize_rgb_chw(np.repeat(raw, 3, axis=0) if raw.shape[0] == 1 else raw)
+        return scale_to_three(raw, 255.0)
 
     def _load_label(self, ref: SampleRef) -> np.ndarray:
         path = ref.files["label"]

@@ -50,7 +50,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from rsbench.data.base import IGNORE_INDEX, DatasetInfo, Sample, SampleRef, SegmentationDataset, normalize_rgb
+from rsbench.data.base import (
+    IGNORE_INDEX,
+    DatasetInfo,
+    Sample,
+    SampleRef,
+    SegmentationDataset,
+    normalize_rgb_chw,
+    scale_to_three,
+)
 from rsbench.errors import ConfigError, DataError
 from rsbench.io import png_size, read_npy, read_png
 
@@ -193,25 +201,28 @@ class McubesDataset(SegmentationDataset):
             raise DataError(f"{path}: size {img.shape[:2]} differs from the label's {self._expected_size(ref)}")
         return img[:, :, :3] if img.ndim == 3 else img
 
-    def _load_modality(self, ref: SampleRef, name: str) -> np.ndarray:
+    def _read_modality(self, ref: SampleRef, name: str) -> np.ndarray:
+        """Cropped, as stored: rgb [3, H, W] and nir [1, H, W] integer; aolp [3, H, W] and dolp [1, H, W] float."""
         if name == "rgb":
-            img = self._read_image(ref, "rgb", 3)
-            scale = 65535.0 if img.dtype == np.uint16 else 255.0
-            out = normalize_rgb(self._crop(img, ref.files["rgb"]), scale)
+            img = self._crop(self._read_image(ref, "rgb", 3), ref.files["rgb"])
+            out = img.transpose(2, 0, 1)
         elif name == "aolp":
             sin = self._crop(self._read_plane(ref, "aolp"), ref.files["aolp"])
             cos = self._crop(self._read_plane(ref, "aolp_cos"), ref.files["aolp_cos"])
             out = np.stack([sin, cos, sin])
         elif name == "dolp":
-            d = self._crop(self._read_plane(ref, "dolp"), ref.files["dolp"])
-            out = np.stack([d, d, d])
+            out = self._crop(self._read_plane(ref, "dolp"), ref.files["dolp"])[None]
         elif name == "nir":
-            img = self._read_image(ref, "nir", 1)
-            scale = 65535.0 if img.dtype == np.uint16 else 255.0
-            n = self._crop(img, ref.files["nir"]).astype(np.float32) / np.float32(scale)
-            out = np.stack([n, n, n])
+            out = self._crop(self._read_image(ref, "nir", 1), ref.files["nir"])[None]
         else:  # the base validates names against info.modalities
             raise ConfigError(f"mcubes: unknown modality {name!r}")
+        return np.ascontiguousarray(out)
+
+    def _convert_modality(self, name: str, raw: np.ndarray) -> np.ndarray:
+        if name in ("rgb", "nir"):
+            scale = 65535.0 if raw.dtype == np.uint16 else 255.0
+            return normalize_rgb_chw(raw, scale) if name == "rgb" else scale_to_three(raw, scale)
+        out = np.repeat(raw, 3, axis=0) if raw.shape[0] == 1 else raw  # dolp [d, d, d]; aolp as read
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _load_label(self, ref: SampleRef) -> np.ndarray:

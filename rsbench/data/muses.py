@@ -15,7 +15,8 @@ Two on-disk layouts are read, detected from the root (DATASETS.md 2.1-2.3):
 ``auto`` picks ``release`` when ``projected_to_rgb/`` exists, else ``flat``. Both give the same
 samples: the id is the frame file's path relative to the root, meta is ``{"weather", "time_of_day"}``.
 
-Conversions (every output is float32 ``[3, H, W]`` at the native 1080x1920; resizing is a transform):
+Conversions (every output is float32 ``[3, H, W]`` at the native 1080x1920; resizing is a transform,
+``EvalResize``, which acts on the stored uint8/uint16 image before the conversion):
 
 - ``frame``: uint8 RGB -> /255 -> ImageNet mean/std.
 - ``lidar``/``radar``: uint16 3-channel PNG, stored value = (v + 100) * 150, so v = png / 150 - 100
@@ -51,7 +52,15 @@ from typing import Literal
 
 import numpy as np
 
-from rsbench.data.base import IGNORE_INDEX, DatasetInfo, Sample, SampleRef, SegmentationDataset, normalize_rgb
+from rsbench.data.base import (
+    IGNORE_INDEX,
+    DatasetInfo,
+    Sample,
+    SampleRef,
+    SegmentationDataset,
+    channels_first,
+    normalize_rgb_chw,
+)
 from rsbench.errors import ConfigError, DataError
 from rsbench.io import read_png
 
@@ -110,10 +119,16 @@ def minmax_robustseg(png: np.ndarray) -> np.ndarray:
 
     Pillow's ``convert('RGB')`` keeps the most significant byte of each 16-bit sample (png >> 8, checked
     with Pillow 13); the result is min-max scaled to 0..255 over the whole image (all channels together).
-    A constant image gives zeros (RobustSeg divides by zero there). The published 1024x1024 resize
-    happens before its min-max; here it does not, so extremes can differ slightly after resampling.
+    A constant image gives zeros (RobustSeg divides by zero there). RobustSeg resizes the 8-bit image
+    (Pillow bicubic, to a fixed 1024x1024) before its min-max; in the loader, ``EvalResize`` likewise
+    resizes the 8-bit reading before the min-max (with its own filter and size, see ``EvalResize``).
     """
-    x = (png >> 8).astype(np.float32).transpose(2, 0, 1)
+    return _minmax_8bit(np.ascontiguousarray((png >> 8).astype(np.uint8).transpose(2, 0, 1)))
+
+
+def _minmax_8bit(chw: np.ndarray) -> np.ndarray:
+    """The 8-bit Pillow reading ``[3, H, W]`` (png >> 8) min-max scaled to 0..255 over the whole image."""
+    x = chw.astype(np.float32)
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         return np.zeros_like(x)
@@ -126,9 +141,9 @@ def _describe(img: np.ndarray) -> str:
 
 
 def _standardise(x: np.ndarray, name: str) -> np.ndarray:
-    """float32 ``[H, W, 3]`` -> ``[3, H, W]`` with the per-channel stats of ``name``."""
+    """float32 ``[3, H, W]`` -> ``[3, H, W]`` with the per-channel stats of ``name``."""
     mean, std = NORM_STATS[name]
-    return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1), dtype=np.float32)
+    return np.ascontiguousarray((x - mean[:, None, None]) / std[:, None, None], dtype=np.float32)
 
 
 class MusesDataset(SegmentationDataset):
@@ -253,24 +268,35 @@ class MusesDataset(SegmentationDataset):
                     raise DataError(f"{self.root / ref.id}: folder says {key}={value!r} but {path} says {got!r}")
 
     # ----------------------------------------------------------------- files
-    def _load_modality(self, ref: SampleRef, name: str) -> np.ndarray:
+    def _read_modality(self, ref: SampleRef, name: str) -> np.ndarray:
+        """uint8 [3, H, W] for frame/event; lidar/radar uint16 (``stats``) or the 8-bit Pillow reading (``minmax``)."""
         path = ref.files[name]
         img = read_png(path)
         if name == "frame":
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
                 raise DataError(f"{path}: expected an 8-bit RGB frame, got {_describe(img)}")
-            return normalize_rgb(img)
+            return channels_first(img)
         if name == "event":
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
                 raise DataError(f"{path}: expected an 8-bit 3-channel event image [pos, neg, 0], got {_describe(img)}")
-            return _standardise(img.astype(np.float32), name)
+            return channels_first(img)
         if img.dtype != np.uint16 or img.ndim != 3 or img.shape[2] != 3:
             raise DataError(
                 f"{path}: expected a 16-bit 3-channel projected {name} PNG ((v + 100) * 150), got {_describe(img)}"
             )
+        if self.lidar_norm == "minmax":  # RobustSeg: Pillow keeps 8 bits, resizes, then min-max
+            return np.ascontiguousarray((img >> 8).astype(np.uint8).transpose(2, 0, 1))
+        return channels_first(img)
+
+    def _convert_modality(self, name: str, raw: np.ndarray) -> np.ndarray:
+        if name == "frame":
+            return normalize_rgb_chw(raw)
+        if name == "event":
+            return _standardise(raw.astype(np.float32), name)
         if self.lidar_norm == "minmax":
-            return minmax_robustseg(img)
-        return _standardise(decode_projected(img), name)
+            return _minmax_8bit(raw)
+        decoded = raw.astype(np.float32) / np.float32(PROJECTED_SCALE) - np.float32(PROJECTED_OFFSET)
+        return _standardise(decoded, name)
 
     def _load_label(self, ref: SampleRef) -> np.ndarray:
         img = read_png(ref.files["label"])
