@@ -89,9 +89,9 @@ def test_bad_protocol_fill_and_modalities() -> None:
 @pytest.mark.parametrize("protocol", ["emm", "emm-drop", "rmm-50", "noise-mid"])
 def test_cached_conditions_equal_the_naive_path(protocol: str) -> None:
     from rsbench.data.transforms import collate
+    from rsbench.models.folded import FoldedHead
     from rsbench.protocols import conditions, load_protocol
     from rsbench.protocols.engine import _Batch, _cached_logits, _FoldedWalk, _naive_logits
-    from rsbench.models.folded import FoldedHead
 
     ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
     torch.manual_seed(1)

@@ -157,8 +157,8 @@ def test_folded_logits_equal_the_ordinary_forward_on_a_trained_checkpoint(tmp_pa
     """After training the BatchNorm statistics and biases are not at their init: the fold must still be exact."""
     from rsbench.cards import load_card
     from rsbench.data.transforms import collate
-    from rsbench.protocols.engine import _Batch, _FoldedWalk, _naive_logits
     from rsbench.models.folded import FoldedHead
+    from rsbench.protocols.engine import _Batch, _FoldedWalk, _naive_logits
     from rsbench.runs import model_from_checkpoint
     from rsbench.training import train
     from tests.conftest import write_card
@@ -231,8 +231,8 @@ def test_checkpoint_on_another_modality_set_is_refused_without_a_record(tmp_path
 
 
 def test_walk_order_changes_one_slot_per_step_over_subsets() -> None:
-    from rsbench.protocols.engine import _choices
     from rsbench.models.folded import walk_order
+    from rsbench.protocols.engine import _choices
 
     names = ("a", "b", "c", "d")
     choices = [_choices(c, names) for c in conditions(load_protocol("emm"), names)]
