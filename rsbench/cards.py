@@ -73,6 +73,9 @@ class MethodCard:
     scale_max: float = 2.0
     eval_size: int | None = None
     """Short side for evaluation (None: native size)."""
+    eval_resize: Literal["antialias", "bilinear", "float"] = "antialias"
+    """How ``eval_size`` resizes (``rsbench.data.transforms.EvalResize``): the released order with torchvision's
+    antialias (RobustSeg's pin), without it (CMNeXt's pin), or rsbench's earlier float path."""
     num_workers: int = 0
     cache_data: bool = False
     """Keep decoded training samples in memory (small generated sets; not for real datasets)."""
@@ -105,7 +108,7 @@ class MethodCard:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-LATER_KEYS: dict[str, Any] = {"model_options": {}}
+LATER_KEYS: dict[str, Any] = {"model_options": {}, "eval_resize": "antialias"}
 """Card keys added after the first records, with the default that leaves digests as they were."""
 
 MODEL_KEYS = {"embed_dim": "embed_dim", "fill": "fill", "drop_path": "drop_path_rate", "pretrained": "pretrained",

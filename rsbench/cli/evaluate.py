@@ -46,6 +46,9 @@ def eval_cmd(
     embed_dim: int | None = typer.Option(
         None, "--embed-dim", help="Decoder width for --weights (default: read from the file's head)."),
     eval_size: int | None = typer.Option(None, "--eval-size", help="Short side for --weights (default: native)."),
+    eval_resize: str | None = typer.Option(
+        None, "--eval-resize", help="How --eval-size resizes: antialias (the released order under torchvision >= "
+        "0.17, the default), bilinear (CMNeXt's torchvision 0.10; the default of its --released entries) or float."),
     protocol: str = typer.Option(
         "full", "--protocol", help="Protocol card(s): full, emm (all-subsets), emm-drop, rmm-25/50/75, "
         "noise-low/mid/high, a path to a card .yaml, a comma-separated list, or all."),
@@ -87,9 +90,9 @@ def eval_cmd(
     cards = [resolve_card(c, fill) for c in resolve_protocols(protocol)]
     if weights is not None and dataset is None:
         raise ConfigError("--weights needs --dataset (and --model or --released)")
-    if weights is None and (model_name or released or modalities or embed_dim):
-        raise ConfigError("--model, --released, --modalities and --embed-dim go with --weights (a checkpoint "
-                          "names its own model)")
+    if weights is None and (model_name or released or modalities or embed_dim or eval_resize):
+        raise ConfigError("--model, --released, --modalities, --embed-dim and --eval-resize go with --weights (a "
+                          "checkpoint names its own model and resize)")
     positive_int("--embed-dim", embed_dim)
     source = weights if weights is not None else checkpoint
     if not source.expanduser().is_file():
@@ -104,9 +107,9 @@ def eval_cmd(
             from rsbench.models.zoo.released import released_checkpoint
 
             _check_fills(model_name or released_checkpoint(released).model, cards)
-        spec = resolve_weights_spec(weights, model_name, released, mods, embed_dim, eval_size, dataset)
+        spec = resolve_weights_spec(weights, model_name, released, mods, embed_dim, eval_size, dataset, eval_resize)
         ds = create_dataset(dataset, root=root, split=split, modalities=spec.modalities,
-                            transform=EvalResize(spec.eval_size) if spec.eval_size else None)
+                            transform=EvalResize(spec.eval_size, spec.eval_resize) if spec.eval_size else None)
     else:
         _check_fills(_checkpoint_model(checkpoint), cards)
         ds = _checkpoint_dataset(checkpoint, dataset, root, split)
@@ -207,7 +210,7 @@ def _plots(folder: Path, checkpoint: Path, records: list, split: str, dataset: s
     ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
     ds = create_dataset(dataset or ckpt["dataset"], root=root, split=split, synth=card.synth or None,
-                        transform=EvalResize(card.eval_size) if card.eval_size else None,
+                        transform=EvalResize(card.eval_size, card.eval_resize) if card.eval_size else None,
                         modalities=tuple(ckpt["modalities"]))
     for pcard, record_path in records:
         console.print(f"figure: {plot_record(read_record(record_path), folder / f'{pcard.name}.png')}")

@@ -58,7 +58,7 @@ def evaluate_checkpoint(
     model, card = model_from_checkpoint(ckpt)
     name = dataset or ckpt["dataset"]
     _check_fits(checkpoint, ckpt, name)
-    transform = EvalResize(card.eval_size) if card.eval_size else None
+    transform = EvalResize(card.eval_size, card.eval_resize) if card.eval_size else None
     ds = create_dataset(name, root=root, split=split, synth=card.synth or None, transform=transform,
                         modalities=tuple(ckpt["modalities"]))
     dev = dist.setup(str(device))  # under torchrun: join the group; each rank scores its shard

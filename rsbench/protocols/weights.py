@@ -24,15 +24,17 @@ class WeightsSpec:
     embed_dim: int | None
     eval_size: int | None
     released: str | None = None
+    eval_resize: str = "antialias"
 
     def options(self) -> dict[str, Any]:
         """What a record stores as the 'card' of a weights evaluation."""
-        return {"embed_dim": self.embed_dim, "eval_size": self.eval_size, "released": self.released,
-                "modalities": list(self.modalities) if self.modalities else None}
+        return {"embed_dim": self.embed_dim, "eval_size": self.eval_size, "eval_resize": self.eval_resize,
+                "released": self.released, "modalities": list(self.modalities) if self.modalities else None}
 
 
 def resolve_weights_spec(weights: Path, model: str | None, released: str | None, modalities: tuple[str, ...] | None,
-                         embed_dim: int | None, eval_size: int | None, dataset: str) -> WeightsSpec:
+                         embed_dim: int | None, eval_size: int | None, dataset: str,
+                         eval_resize: str | None = None) -> WeightsSpec:
     """The model and input spec for ``weights``: a released entry's, overridden by what the user gave."""
     from rsbench.data import dataset_class
     from rsbench.models import MODELS
@@ -83,8 +85,13 @@ def resolve_weights_spec(weights: Path, model: str | None, released: str | None,
         raise ConfigError(f"{weights} predicts {classes} classes; {dataset} has {info.num_classes}")
     width = embed_dim or (entry.embed_dim if entry else None) or checkpoint_head_width(state)
     size = eval_size or (entry.eval_size if entry else None)
+    resize = eval_resize or (entry.eval_resize if entry else "antialias")
+    from rsbench.data.transforms import EVAL_METHODS
+
+    if resize not in EVAL_METHODS:
+        raise ConfigError(f"--eval-resize must be one of {', '.join(EVAL_METHODS)}, got {resize!r}")
     return WeightsSpec(model=name, modalities=tuple(mods) if mods else None, embed_dim=width, eval_size=size,
-                       released=released)
+                       released=released, eval_resize=resize)
 
 
 def build_weights_model(spec: WeightsSpec, weights: Path, modalities: tuple[str, ...], num_classes: int):  # noqa: ANN201

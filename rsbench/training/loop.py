@@ -224,7 +224,7 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     with dist.primary_first():
         train_ds = create_dataset(dataset, root=root, split="train", synth=synth, modalities=modalities)
         val_ds = create_dataset(dataset, root=root, split="val", synth=synth, modalities=modalities,
-                                transform=EvalResize(card.eval_size) if card.eval_size else None)
+                                transform=EvalResize(card.eval_size, card.eval_resize) if card.eval_size else None)
     fingerprint = data_fingerprint(train_ds)
     modalities, num_classes = train_ds.modalities, train_ds.info.num_classes
 

@@ -17,8 +17,9 @@ import yaml
 
 from rsbench.errors import ConfigError
 
-FIELDS = ("architecture", "model", "file", "dataset", "modalities", "num_classes", "eval_size", "conversions",
-          "layout", "reported", "sha256")
+FIELDS = ("architecture", "model", "file", "dataset", "modalities", "num_classes", "eval_size", "eval_resize",
+          "conversions", "layout", "reported", "sha256")
+OPTIONAL = ("embed_dim", "notes")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ReleasedCheckpoint:
     sha256: str | None = None
     conversions: dict[str, str] = field(default_factory=dict)
     embed_dim: int | None = None
+    eval_resize: str = "antialias"
+    notes: str = ""
 
     def command(self, root: str = "DIR") -> str:
         """The command that scores this file under the EMM protocol (``--released`` brings the eval size)."""
@@ -52,7 +55,7 @@ def _entry(name: str, raw: Any) -> ReleasedCheckpoint:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
     missing = [k for k in FIELDS if k not in raw]
-    unknown = sorted(set(raw) - set(FIELDS) - {"embed_dim"})
+    unknown = sorted(set(raw) - set(FIELDS) - set(OPTIONAL))
     if missing or unknown:
         raise ConfigError(f"{where}: missing fields {missing}, unknown fields {unknown}")
     reported = raw["reported"] or {}
@@ -63,7 +66,7 @@ def _entry(name: str, raw: Any) -> ReleasedCheckpoint:
         eval_size=raw["eval_size"], layout=str(raw["layout"]),
         reported_miou=None if miou is None else float(miou), reported_in=str(reported.get("reported_in", "")),
         hosted=str(reported.get("hosted", "")), sha256=raw["sha256"], conversions=dict(raw["conversions"] or {}),
-        embed_dim=raw.get("embed_dim"),
+        embed_dim=raw.get("embed_dim"), eval_resize=str(raw["eval_resize"]), notes=str(raw.get("notes") or ""),
     )
 
 
