@@ -31,7 +31,8 @@ elif ! $py -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     echo "skipped released CMNeXt EMM: no CUDA device visible to torch" | tee "$out/cmnext-emm.txt"
 else
     $py -m rsbench eval --released cmnext_b2_deliver_rgbdel --weights "$cmnext_file" --dataset deliver \
-        --root "$deliver_root" --protocol emm --eval-size 1024 --out "$out/cmnext-emm.json" 2>&1 | tail -40 \
+        --root "$deliver_root" --protocol emm --convention zero-absent --batch-size 8 \
+        --out "$out/cmnext-emm.json" 2>&1 | tail -40 \
         | tee "$out/cmnext-emm.txt"
     $py benchmarks/emm_group_means.py "$out/cmnext-emm.json" 2>&1 | tee -a "$out/cmnext-emm.txt"
 fi
