@@ -180,6 +180,17 @@ def card_file(ctx: Ctx, name: str = "card.yaml", text: str | None = None, **over
     return write_card(path, **overrides)
 
 
+RELEASED = Path(__file__).parent / "released"
+CMNEXT_25_CLASSES = RELEASED / "cmnext_tiny_deliver25.pth"  # written by the released code
+CMNEXT_5_CLASSES = RELEASED / "cmnext_tiny_m4.pth"
+
+
+def weights_eval(ctx: Ctx, *extra: object, weights: Path = CMNEXT_25_CLASSES) -> list[object]:
+    """``rsbench eval --weights <a released-layout CMNeXt file> -d deliver --root <data> <extra>``."""
+    return ["eval", "--weights", weights, "-d", "deliver", "--root", ctx.art.data["deliver"],
+            "--out", ctx.tmp / "r.json", *extra]
+
+
 def train_card(path: Path, ctx: Ctx, *extra: object) -> list[object]:
     return ["train", path, "-d", "deliver-synth", "-p", "quick", "--out", ctx.tmp / "out", *extra]
 
@@ -561,6 +572,43 @@ ROWS: list[Row] = [
         r"field 'conditions' has type list"),
     Row("plot-not-a-record", lambda c: ["plot", record_copy(c, text="[1, 2]"), "--out", c.tmp / "plots"],
         r"a record must be a JSON object", via="subprocess"),
+    # ---- the field's models and released checkpoints
+    Row("weights-unknown-released", lambda c: weights_eval(c, "--released", "cmnext_b2_deliverr_rgbdel"),
+        r"unknown released checkpoint 'cmnext_b2_deliverr_rgbdel'; did you mean cmnext_b2_deliver_rgbdel"),
+    Row("weights-released-other-dataset", lambda c: weights_eval(c, "--released", "cmnext_b2_mcubes_rgbadn"),
+        r"released checkpoint cmnext_b2_mcubes_rgbadn is for mcubes, not deliver"),
+    Row("weights-released-other-model",
+        lambda c: weights_eval(c, "--released", "cmnext_b2_deliver_rgbdel", "--model", "segformer_mit_b2"),
+        r"is read by --model cmnext_mit_b2, not segformer_mit_b2"),
+    Row("weights-no-model", lambda c: weights_eval(c), r"--weights needs --model .* or --released NAME"),
+    Row("weights-cmnext-fill-drop", lambda c: weights_eval(c, "--model", "cmnext_mit_test", "--protocol", "emm-drop"),
+        r"model cmnext_mit_test supports fill zero only; protocol emm-drop asks for fill 'drop'"),
+    Row("weights-cmnext-fill-option", lambda c: weights_eval(c, "--model", "cmnext_mit_test", "--fill", "drop"),
+        r"model cmnext_mit_test supports fill zero only; protocol full asks for fill 'drop'"),
+    Row("weights-modality-count",
+        lambda c: weights_eval(c, "--model", "cmnext_mit_test", "--modalities", "rgb,depth,event"),
+        r"holds weights for 4 modalities; deliver gives 3 \(rgb, depth, event\)"),
+    Row("weights-class-count", lambda c: weights_eval(c, "--model", "cmnext_mit_test", weights=CMNEXT_5_CLASSES),
+        r"predicts 5 classes; deliver has 25"),
+    Row("weights-cmnext-into-segformer", lambda c: weights_eval(c, "--model", "segformer_mit_test"),
+        r"score it with a cmnext_mit_\* model"),
+    Row("weights-unknown-modality", lambda c: weights_eval(c, "--model", "cmnext_mit_test", "--modalities", "rgb,nir"),
+        r"modalities \['nir'\] are not deliver's"),
+    Row("weights-bad-eval-resize",
+        lambda c: weights_eval(c, "--model", "cmnext_mit_test", "--eval-size", "32", "--eval-resize", "cubic"),
+        r"--eval-resize must be one of antialias, bilinear, float"),
+    Row("ckpt-with-weights-options", lambda c: ["eval", "--checkpoint", c.art.ckpt, "--model", "cmnext_mit_b2"],
+        r"--model, --released, --modalities, --embed-dim and --eval-resize go with --weights"),
+    Row("train-unknown-model", train_opts("--model", "cmnext_mit_b9"), r"unknown model 'cmnext_mit_b9'"),
+    Row("train-cmnext-fill-drop", train_opts("--model", "cmnext_mit_test", "--fill", "drop"),
+        r"model cmnext_mit_test supports fill zero only; card tiny asks for fill 'drop'.*--fill zero"),
+    Row("train-cmnext-features",
+        lambda c: train_card(card_file(c, stage="student", teacher="teacher", fill="zero",
+                                       losses={"ohem_ce": 1.0, "rrm": 1.0}), c, "--model", "cmnext_mit_test",
+                             "--teacher", c.art.ckpt),
+        r"losses rrm need per-stage per-modality features, which model cmnext_mit_test does not have"),
+    Row("card-unknown-model-option", lambda c: train_card(card_file(c, model_options={"colour": "red"}), c),
+        r"model segformer_mit_test has no option 'colour'"),
 ]
 
 
