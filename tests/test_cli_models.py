@@ -67,3 +67,21 @@ def test_models_lists_architectures_and_released_checkpoints():
     for needle in ("cmnext_mit_b2", "segformer_mit_b0", "fills zero", "cmnext_b2_deliver_rgbdel", "66.30",
                    "rsbench eval --released cmnext_b2_deliver_rgbdel --weights cmnext_b2_deliver_rgbdel.pth"):
         assert needle in text, needle
+
+
+def test_eval_released_anyseg_muses_file_in_the_robustseg_layout(tmp_path):
+    """AnySeg's MUSES B0: the released RobustSeg key layout (encoder.*, decoder.*, classifier), 19 classes."""
+    from tests.test_released import _released_state_dict
+
+    state = _released_state_dict("module.")
+    g = torch.Generator().manual_seed(3)
+    embed = state["module.decoder.linear_pred.weight"].shape[1]
+    state["module.decoder.linear_pred.weight"] = torch.randn(19, embed, 1, 1, generator=g) * 0.05
+    state["module.decoder.linear_pred.bias"] = torch.zeros(19)
+    torch.save(state, tmp_path / "anyseg_muses.pth")
+    out = tmp_path / "full.json"
+    result = run("eval", "--released", "anyseg_b0_muses", "--weights", tmp_path / "anyseg_muses.pth",
+                 "--dataset", "muses-synth", "--protocol", "full", "--out", out, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["modalities"] == ["frame", "event", "lidar"] and record["card"]["embed_dim"] == 768
