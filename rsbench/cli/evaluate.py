@@ -109,7 +109,8 @@ def eval_cmd(
             _check_fills(model_name or released_checkpoint(released).model, cards)
         spec = resolve_weights_spec(weights, model_name, released, mods, embed_dim, eval_size, dataset, eval_resize)
         ds = create_dataset(dataset, root=root, split=split, modalities=spec.modalities,
-                            transform=EvalResize(spec.eval_size, spec.eval_resize) if spec.eval_size else None)
+                            transform=EvalResize(spec.eval_size, spec.eval_resize) if spec.eval_size else None,
+                            **spec.dataset_options)
     else:
         _check_fills(_checkpoint_model(checkpoint), cards)
         ds = _checkpoint_dataset(checkpoint, dataset, root, split)

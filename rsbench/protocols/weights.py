@@ -8,7 +8,7 @@ dataset's, a class count that is not the dataset's, a fill the model cannot do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ class WeightsSpec:
     eval_size: int | None
     released: str | None = None
     eval_resize: str = "antialias"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
 
     def options(self) -> dict[str, Any]:
         """What a record stores as the 'card' of a weights evaluation."""
         return {"embed_dim": self.embed_dim, "eval_size": self.eval_size, "eval_resize": self.eval_resize,
-                "released": self.released, "modalities": list(self.modalities) if self.modalities else None}
+                "released": self.released, "modalities": list(self.modalities) if self.modalities else None,
+                "dataset_options": dict(self.dataset_options)}
 
 
 def resolve_weights_spec(weights: Path, model: str | None, released: str | None, modalities: tuple[str, ...] | None,
@@ -91,7 +93,8 @@ def resolve_weights_spec(weights: Path, model: str | None, released: str | None,
     if resize not in EVAL_METHODS:
         raise ConfigError(f"--eval-resize must be one of {', '.join(EVAL_METHODS)}, got {resize!r}")
     return WeightsSpec(model=name, modalities=tuple(mods) if mods else None, embed_dim=width, eval_size=size,
-                       released=released, eval_resize=resize)
+                       released=released, eval_resize=resize,
+                       dataset_options=dict(entry.dataset_options) if entry else {})
 
 
 def build_weights_model(spec: WeightsSpec, weights: Path, modalities: tuple[str, ...], num_classes: int):  # noqa: ANN201

@@ -421,7 +421,8 @@ class CMNeXt(nn.Module):
         if layout.name == "mmseg":
             if m != 1:
                 raise ConfigError(f"this is an RGB-only checkpoint ({layout.description}); the model is built for "
-                                  f"{m} modalities ({', '.join(self.modalities)}): score it on rgb alone (--modalities rgb)")
+                                  f"{m} modalities ({', '.join(self.modalities)}): score it on rgb alone "
+                                  "(--modalities rgb)")
             return {k: v for k, v in state.items() if not k.startswith(("decode_head.conv_seg.", "auxiliary_head."))
                     }, set()
         if layout.name == "encoder" and allow_missing_head:

@@ -1,9 +1,9 @@
 """The field's released checkpoints as data (RobustBench's ``model_info`` habit): ``released.yaml`` beside this.
 
 Each entry names one file the authors host, the rsbench model that reads it, and its input spec
-(modality order, conversions, evaluation size, classes), so ``rsbench eval --released NAME --weights FILE``
-scores it as its authors did. Nothing is downloaded: the user gives the local file, and its sha256 is
-checked once an entry records one.
+(modality order, loader options, evaluation size and resize, classes), so
+``rsbench eval --released NAME --weights FILE`` scores it as its authors did. Nothing is downloaded:
+the user gives the local file, and its sha256 is checked once an entry records one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 from rsbench.errors import ConfigError
 
 FIELDS = ("architecture", "model", "file", "dataset", "modalities", "num_classes", "eval_size", "eval_resize",
-          "conversions", "layout", "reported", "sha256")
+          "dataset_options", "layout", "reported", "sha256")
 OPTIONAL = ("embed_dim", "notes")
 
 
@@ -39,7 +39,8 @@ class ReleasedCheckpoint:
     reported_in: str
     hosted: str
     sha256: str | None = None
-    conversions: dict[str, str] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    """Loader options that read the data as the authors' loader does (``create_dataset(..., **options)``)."""
     embed_dim: int | None = None
     eval_resize: str = "antialias"
     notes: str = ""
@@ -65,7 +66,8 @@ def _entry(name: str, raw: Any) -> ReleasedCheckpoint:
         dataset=str(raw["dataset"]), modalities=tuple(raw["modalities"]), num_classes=int(raw["num_classes"]),
         eval_size=raw["eval_size"], layout=str(raw["layout"]),
         reported_miou=None if miou is None else float(miou), reported_in=str(reported.get("reported_in", "")),
-        hosted=str(reported.get("hosted", "")), sha256=raw["sha256"], conversions=dict(raw["conversions"] or {}),
+        hosted=str(reported.get("hosted", "")), sha256=raw["sha256"],
+        dataset_options=dict(raw["dataset_options"] or {}),
         embed_dim=raw.get("embed_dim"), eval_resize=str(raw["eval_resize"]), notes=str(raw.get("notes") or ""),
     )
 
