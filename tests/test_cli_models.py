@@ -85,3 +85,4 @@ def test_eval_released_anyseg_muses_file_in_the_robustseg_layout(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["modalities"] == ["frame", "event", "lidar"] and record["card"]["embed_dim"] == 768
+    assert record["card"]["dataset_options"] == {"lidar_norm": "minmax", "ignore_to_road": True}  # read as released
