@@ -1,7 +1,8 @@
-"""Models: MiT encoder, SegFormer head, the shared-encoder multi-modal segmentor, timm backbones.
+"""Models: MiT encoder, SegFormer head, the shared-encoder multi-modal segmentor, timm backbones, and the
+field's architectures (``zoo/``: CMNeXt), each declaring its capabilities (``contract.py``).
 
 ``create_model("segformer_mit_b0", modalities=("rgb", "depth"), num_classes=25)``;
-``list_models("segformer_*")``. See DESIGN.md "Model contract".
+``list_models("cmnext_*")``. See DESIGN.md "Model contract".
 """
 
 from __future__ import annotations
