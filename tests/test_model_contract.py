@@ -17,7 +17,7 @@ import torch
 
 from rsbench.errors import ConfigError
 from rsbench.models import MODELS, create_model, list_models
-from rsbench.models.contract import UNDECLARED, capabilities_of, factory_capabilities
+from rsbench.models.contract import UNDECLARED, Capabilities, capabilities_of, factory_capabilities
 from rsbench.protocols.engine import run_protocol
 from tests.conftest import TINY_SYNTH
 
@@ -145,3 +145,43 @@ def test_engine_refuses_an_undeclared_fill_before_reading_data(name):
     for fill in undeclared:
         with pytest.raises(ConfigError, match=f"fill {fill!r}"):
             run_protocol(model, NoData(), "emm", fill=fill)
+
+
+class _Ensemble(torch.nn.Module):
+    """A model with several outputs that declares which is scored (as GeminiFusion's ensemble will)."""
+
+    capabilities = Capabilities(fills=("zero",), outputs=("ensemble", "rgb_branch"), scored="ensemble")
+    modalities = MODS
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Conv2d(3, 25, 1)
+        self.b = torch.nn.Conv2d(3, 25, 1)
+
+    def branches(self, modalities, present):
+        x = {n: v for n, v in modalities.items()}
+        return self.a(x["rgb"]), self.b(x["depth"] + x["lidar"])
+
+    def forward(self, modalities, present=None, fill=None):
+        rgb, other = self.branches(modalities, present)
+        return {"ensemble": 0.5 * (rgb + other), "rgb_branch": rgb}
+
+
+def test_the_declared_output_of_a_model_with_several_is_scored(synth_cache):
+    from rsbench.data import create_dataset
+
+    ds = create_dataset("deliver-synth", split="val", synth=TINY_SYNTH)
+    model = _Ensemble().eval()
+    got = run_protocol(model, ds, "full", batch_size=2)
+
+    class Scored(torch.nn.Module):  # the ensemble tensor itself, through the plain path
+        modalities = MODS
+
+        def forward(self, modalities, present=None):
+            return model(modalities)["ensemble"]
+
+    want = run_protocol(Scored(), ds, "full", batch_size=2)
+    assert got.subsets == want.subsets
+    with pytest.raises(ValueError, match="scored output 'mean' is not among"):
+        Capabilities(outputs=("ensemble",), scored="mean")

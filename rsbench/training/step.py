@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from rsbench.cards import MethodCard
 from rsbench.errors import ConfigError
 from rsbench.losses import create_loss, draw_pair_table
+from rsbench.models.contract import scored_logits
 from rsbench.seeding import mix
 from rsbench.training.modality_dropout import ModalityDropout
 
@@ -76,7 +77,7 @@ class StudentForward(nn.Module):
     def forward(self, modalities: dict[str, Tensor], present: Tensor | None) -> tuple[Tensor, list[Tensor] | None]:
         if self.features:
             return self.model.forward_features(modalities, present)
-        return self.model(modalities, present), None
+        return scored_logits(self.model, self.model(modalities, present)), None
 
 
 class TrainStep(nn.Module):
@@ -155,7 +156,7 @@ class TrainStep(nn.Module):
                 if self.needs_teacher_features:
                     inputs["teacher_logits"], inputs["teacher_features"] = self.teacher.forward_features(modalities)
                 else:
-                    inputs["teacher_logits"] = self.teacher(modalities)
+                    inputs["teacher_logits"] = scored_logits(self.teacher, self.teacher(modalities))
         tables: dict[str, Tensor] = {}
         floats: dict[str, list[Tensor]] = {}
         terms: dict[str, Tensor] = {}
