@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -295,12 +296,55 @@ def resolve_losses(raw: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+MAX_ITERS = 10**9
+MAX_SEED = 2**63 - 1
+
+RANGES: dict[str, tuple[str, Any]] = {
+    "iters": ("an integer in 1..1e9", lambda v: 1 <= v <= MAX_ITERS),
+    "batch_size": ("an integer in 1..65536", lambda v: 1 <= v <= 65536),
+    "lr": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "warmup_iters": ("an integer >= 0", lambda v: v >= 0),
+    "warmup_ratio": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "poly_power": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "grad_clip": ("null or a finite number > 0", lambda v: v is None or (math.isfinite(v) and v > 0)),
+    "crop": ("an integer in 1..16384", lambda v: 1 <= v <= 16384),
+    "scale_min": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "scale_max": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "eval_size": ("null or an integer in 1..16384", lambda v: v is None or 1 <= v <= 16384),
+    "num_workers": ("an integer in 0..256", lambda v: 0 <= v <= 256),
+    "val_interval": ("a positive integer", lambda v: v >= 1),
+    "ckpt_interval": ("a positive integer", lambda v: v >= 1),
+    "seed": (f"an integer in 0..{MAX_SEED}", lambda v: 0 <= v <= MAX_SEED),
+    "embed_dim": ("null or an integer in 1..65536", lambda v: v is None or 1 <= v <= 65536),
+    "drop_path": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "head_dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+}
+"""Values a card key can take: checked as each key is read (before any loss or model is imported), so
+``iters: 0`` or ``lr: .nan`` fails in one line naming the key instead of after the run has started."""
+
+
+def _check_range(key: str, value: Any, where: str) -> None:
+    rule = RANGES.get(key)
+    if rule is not None and not rule[1](value):
+        raise ConfigError(f"{where}: card key {key!r} must be {rule[0]}, got {value!r}")
+
+
+def check_card_values(card: MethodCard) -> MethodCard:
+    """What only the resolved card can tell (keys that depend on each other)."""
+    if card.scale_max < card.scale_min:
+        raise ConfigError(f"card {card.name}: scale_max {card.scale_max} is below scale_min {card.scale_min}")
+    return card
+
+
 def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str, Any]:
-    """Check ``values`` against a card dataclass: unknown keys (with a close match) and wrong types are errors."""
+    """Check ``values`` against a card dataclass: unknown keys (with a close match), wrong types and values out
+    of range are errors. Losses are resolved last: their check imports the loss modules (and torch)."""
     fields = {f.name for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
     out = {}
-    for key, value in values.items():
+    ordered = sorted(values.items(), key=lambda kv: kv[0] == "losses")
+    for key, value in ordered:
         if key in RENAMED and RENAMED[key] in fields:
             raise ConfigError(f"{where}: card key {key!r} is now called {RENAMED[key]!r}")
         if key in MOVED_INTO_LOSSES and schema is MethodCard:
@@ -317,6 +361,8 @@ def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str,
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
         out[key] = _check_type(key, value, hints[key])
+        if schema is MethodCard:
+            _check_range(key, out[key], where)
     return out
 
 
@@ -375,13 +421,14 @@ def load_card(name_or_path: str, profile: str = "paper", overrides: dict[str, An
         raise ConfigError(f"{path}: 'profiles' must be a mapping")
     if profile not in profiles:
         raise ConfigError(f"{path.name}: unknown profile {profile!r} (card has: {', '.join(profiles) or 'none'})")
+    given = _validate({k: v for k, v in (overrides or {}).items() if v is not None}, "option")  # first: no torch
     values = _validate(raw, path.name)
     values.update(_validate(profiles[profile] or {}, f"{path.name} profile {profile!r}"))
-    values.update(_validate({k: v for k, v in (overrides or {}).items() if v is not None}, "option"))
+    values.update(given)
     if model_default_width and (overrides or {}).get("embed_dim") is None:
         values["embed_dim"] = None
     values.setdefault("name", path.stem)
-    return check_model(MethodCard(**values))
+    return check_model(check_card_values(MethodCard(**values)))
 
 
 def card_from_dict(values: dict[str, Any]) -> MethodCard:

@@ -64,20 +64,27 @@ def _positive(raw: str) -> int | None:
     return value if value > 0 else None
 
 
+MAX_THREADS = 1024
+"""More threads than any machine rsbench runs on has cores: a typo (``--threads 100000``), refused."""
+
+
 def choose_threads(option: int | None = None, environ: Mapping[str, str] | None = None) -> ThreadChoice:
     """The thread count: ``option`` (``--threads``), else ``$RSBENCH_THREADS``, else ``$OMP_NUM_THREADS``, else
     :func:`default_threads`. A bad ``--threads`` or ``$RSBENCH_THREADS`` is a :class:`ConfigError`."""
     environ = os.environ if environ is None else environ
     cpus = available_cpus()
     if option is not None:
-        if option < 1:
-            raise ConfigError(f"--threads must be a positive integer, got {option}")
+        if not 1 <= option <= MAX_THREADS:
+            raise ConfigError(f"--threads must be a positive integer of at most {MAX_THREADS} (this machine has "
+                              f"{cpus} CPUs), got {option}")
         return ThreadChoice(option, "--threads", cpus)
     raw = environ.get(ENV_VAR)
     if raw is not None and raw.strip():
         value = _positive(raw)
         if value is None:
             raise ConfigError(f"${ENV_VAR}={raw!r} is not a positive integer")
+        if value > MAX_THREADS:
+            raise ConfigError(f"${ENV_VAR}={raw!r} is more than {MAX_THREADS} threads")
         return ThreadChoice(value, f"${ENV_VAR}", cpus)
     omp = _positive(environ.get("OMP_NUM_THREADS", ""))
     if omp is not None:

@@ -51,23 +51,27 @@ def train_cmd(
                               "(DDP; one GPU each, or gloo on CPU)."),
 ) -> None:
     """Train a method: a teacher card directly; a student card after (or reusing) its teacher."""
-    from rsbench.data import split_name
     from rsbench.threads import apply_threads, choose_threads
-    from rsbench.training.stages import default_out
-    from rsbench.validate import check_device, parse_modalities, positive_float, positive_int, writable_folder
+    from rsbench.validate import positive_float, positive_int
 
-    # parse and validate everything before any compute: a bad input fails here, with nothing written
-    split_name(dataset)
+    # parse and validate everything before any compute: a bad input fails here, with nothing written; the
+    # options and the card's values first, before anything imports torch (a typo answers in a fraction of a second)
     for option, value in (("--iters", iters), ("--batch-size", batch_size), ("--stop-after", stop_after)):
         positive_int(option, value)
     positive_float("--lr", lr)
-    thread_choice = choose_threads(threads)
-    check_device(device)
-    mods = parse_modalities(modalities, dataset)
     positive_int("--embed-dim", embed_dim)
+    thread_choice = choose_threads(threads)
     overrides = {"iters": iters, "batch_size": batch_size, "lr": lr, "seed": seed}
     architecture = model_overrides(model, fill, embed_dim)
     card = load_card(method, profile, {**overrides, **architecture}, model_default_width=model is not None)
+
+    from rsbench.data import split_name
+    from rsbench.training.stages import default_out
+    from rsbench.validate import check_device, parse_modalities, writable_folder
+
+    split_name(dataset)
+    check_device(device)
+    mods = parse_modalities(modalities, dataset)
     if stage not in (None, "teacher", "student"):
         raise ConfigError(f"--stage must be teacher or student, got {stage!r}")
     if stage == "student" and card.stage != "student":
