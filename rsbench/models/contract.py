@@ -102,8 +102,9 @@ def scored_logits(model: nn.Module, out: Any) -> Tensor:
     caps = capabilities_of(model)
     if isinstance(out, Mapping) and caps.scored in out:
         return out[caps.scored]
-    raise ConfigError(f"model {model_label(model)} returned {type(out).__name__}, not a logits tensor "
-                      f"(a model with several outputs declares which is scored)")
+    raise ConfigError(f"model {model_label(model)} returned a {type(out).__name__}, not a logits tensor: rsbench "
+                      "scores forward(modalities, present) -> logits [B, K, H, W] (a model with several outputs "
+                      "returns a dict and declares which is scored: capabilities.scored)")
 
 
 def encoder_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -233,11 +233,22 @@ def _argmax(logits: Tensor) -> Tensor:
     return logits.contiguous(memory_format=torch.channels_last).argmax(1)
 
 
-def _check_logits(logits: Tensor, labels: Tensor, num_classes: int) -> None:
+def _check_logits(logits: Tensor, labels: Tensor, num_classes: int, condition: str) -> None:
     want = (labels.shape[0], num_classes, *labels.shape[-2:])
     if logits.dim() != 4 or tuple(logits.shape) != want:
         raise ConfigError(f"the model returned logits of shape {tuple(logits.shape)}; expected {want} "
                           f"(batch, {num_classes} classes, label height, width)")
+    if not bool(torch.isfinite(logits).all()):  # argmax would score NaN as a class silently
+        bad = int((~torch.isfinite(logits)).sum())
+        raise ConfigError(f"the model returned {bad} NaN or infinite logits under condition {condition}; "
+                          "rsbench scores finite logits only")
+
+
+def check_model_type(model: Any) -> None:
+    """Anything but an ``nn.Module`` is refused naming the contract (a plain function has no eval mode)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"rsbench scores a torch.nn.Module whose forward(modalities, present) returns logits "
+                          f"[B, K, H, W]; got {type(model).__name__} (wrap a function in an nn.Module)")
 
 
 @torch.no_grad()
@@ -258,6 +269,7 @@ def run_protocol(
     ``fill`` overrides the card's handling of absent modalities; ``cache`` (models that declare
     ``separable``) encodes each modality once per batch instead of running the whole model per condition.
     """
+    check_model_type(model)
     card = resolve_card(protocol, fill)
     check_model_fill(model, card)
     names = list(getattr(model, "modalities", dataset.modalities))
@@ -297,7 +309,7 @@ def run_protocol(
             else:
                 outputs = ((c, _naive_logits(batch, c, card.fill)) for c in conds)
             for cond, logits in outputs:
-                _check_logits(logits, labels, k)
+                _check_logits(logits, labels, k, cond.key)
                 cms = per_image_confusion(_argmax(logits), labels, k)
                 bank[cond.key].add(cms.sum(0))
                 per_image[cond.key].append(intersections_unions(cms))
