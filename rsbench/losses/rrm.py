@@ -352,7 +352,8 @@ class RRMLoss(nn.Module):
         if form not in FORMS:
             raise ValueError(f"unknown RRM form {form!r}; expected one of {FORMS}")
         if form == "released" and axis != "height":
-            raise ValueError("the released RRM form takes its softmax over the height axis (losses: {rrm: {axis: height}})")
+            raise ValueError("the released RRM form takes its softmax over the height axis "
+                             "(losses: {rrm: {axis: height}})")
         if noise_std not in NOISE_STDS:
             raise ValueError(f"unknown noise std {noise_std!r}; expected one of {NOISE_STDS}")
         if n_samples < 1:
