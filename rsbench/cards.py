@@ -369,7 +369,13 @@ def validate_keys(values: dict[str, Any], where: str, schema: type) -> dict[str,
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """A card file's top-level mapping (``yaml.safe_load``); one-line errors for bad YAML or shape."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+        if b"\x00" in data[:8192]:
+            raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary")
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        kind = "a PNG image" if data.startswith(b"\x89PNG") else "a binary file"
+        raise ConfigError(f"{path}: not a card: {kind}, not YAML text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     except OSError as exc:

@@ -22,6 +22,8 @@ from rsbench.models import create_model
 from rsbench.models.checkpoint import torch_load_weights_only
 
 CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_ENTRIES = ("model", "card", "dataset", "modalities", "num_classes", "data_fingerprint")
+"""What every rsbench checkpoint holds (a file without one of them cannot be scored or resumed)."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -115,6 +117,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     ckpt = torch_load_weights_only(path, "rsbench checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "card" not in ckpt:
         raise ConfigError(f"{path}: not an rsbench checkpoint (no model/card entries)")
+    missing = [k for k in CHECKPOINT_ENTRIES if k not in ckpt]
+    if missing:
+        raise ConfigError(f"{path}: not a complete rsbench checkpoint (missing entries: {', '.join(missing)})")
+    if not isinstance(ckpt["model"], dict) or not isinstance(ckpt["card"], dict):
+        raise ConfigError(f"{path}: not an rsbench checkpoint (model and card must be mappings)")
     return ckpt
 
 

@@ -70,7 +70,11 @@ def dataset_class(name: str) -> type[SegmentationDataset]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RSBENCH_CACHE", Path.home() / ".cache" / "rsbench")).expanduser()
+    """Where generated data lives: ``$RSBENCH_CACHE``, else ``~/.cache/rsbench`` (a file there is refused)."""
+    path = Path(os.environ.get("RSBENCH_CACHE", Path.home() / ".cache" / "rsbench")).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"RSBENCH_CACHE {path} is a file, not a folder (generated data is cached there)")
+    return path
 
 
 def synth_root(like: str, **params: Any) -> Path:

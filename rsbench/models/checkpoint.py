@@ -72,7 +72,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             from safetensors.torch import load_file
         except ImportError:
             raise ConfigError(f"{p} is a .safetensors file; install the 'safetensors' package") from None
-        obj: object = load_file(str(p), device="cpu")
+        try:
+            obj: object = load_file(str(p), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - safetensors' own errors: a header or buffer that does not parse
+            raise ConfigError(f"{p}: not a readable .safetensors file ({' '.join(str(exc).split())[:120]})") from None
     else:
         obj = torch_load_weights_only(p)
     while isinstance(obj, Mapping):

@@ -233,12 +233,12 @@ def _argmax(logits: Tensor) -> Tensor:
     return logits.contiguous(memory_format=torch.channels_last).argmax(1)
 
 
-def _check_logits(logits: Tensor, labels: Tensor, num_classes: int, condition: str) -> None:
+def _check_logits(logits: Tensor, labels: Tensor, num_classes: int, condition: str, finite: bool = True) -> None:
     want = (labels.shape[0], num_classes, *labels.shape[-2:])
     if logits.dim() != 4 or tuple(logits.shape) != want:
         raise ConfigError(f"the model returned logits of shape {tuple(logits.shape)}; expected {want} "
                           f"(batch, {num_classes} classes, label height, width)")
-    if not bool(torch.isfinite(logits).all()):  # argmax would score NaN as a class silently
+    if finite and not bool(torch.isfinite(logits).all()):  # argmax would score NaN as a class silently
         bad = int((~torch.isfinite(logits)).sum())
         raise ConfigError(f"the model returned {bad} NaN or infinite logits under condition {condition}; "
                           "rsbench scores finite logits only")
@@ -263,11 +263,13 @@ def run_protocol(
     progress: bool = False,
     cache: bool = True,
     num_workers: int = 0,
+    check_finite: bool = True,
 ) -> EvalResult:
     """Score ``model`` on ``dataset`` under a protocol card (name, alias, path or card).
 
     ``fill`` overrides the card's handling of absent modalities; ``cache`` (models that declare
-    ``separable``) encodes each modality once per batch instead of running the whole model per condition.
+    ``separable``) encodes each modality once per batch instead of running the whole model per condition;
+    ``check_finite`` refuses NaN or infinite logits naming the condition (training's validation turns it off).
     """
     check_model_type(model)
     card = resolve_card(protocol, fill)
@@ -309,7 +311,7 @@ def run_protocol(
             else:
                 outputs = ((c, _naive_logits(batch, c, card.fill)) for c in conds)
             for cond, logits in outputs:
-                _check_logits(logits, labels, k, cond.key)
+                _check_logits(logits, labels, k, cond.key, check_finite)
                 cms = per_image_confusion(_argmax(logits), labels, k)
                 bank[cond.key].add(cms.sum(0))
                 per_image[cond.key].append(intersections_unions(cms))
