@@ -34,6 +34,24 @@ def _isolated_cache(synth_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RSBENCH_CACHE", str(synth_cache))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread in this process, whatever ``OMP_NUM_THREADS`` says: float sums (and so trained weights)
+    depend on the thread count, and tests compare in-process runs with subprocesses pinned to one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Back to one thread around every test (a command run in-process with ``--threads N`` sets N)."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 def write_card(path: Path, **overrides: object) -> Path:
     """A tiny teacher card (user card file) for fast CPU tests."""
     card = {
