@@ -106,9 +106,26 @@ def _check_creatable(folder: Path, shown: Path, option: str) -> None:
     if not probe.is_dir():
         what = "is not a folder" if probe == shown else f"cannot be created: {probe} is not a folder"
         raise ConfigError(f"{option} {shown} {what}")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not os.access(probe, os.W_OK | os.X_OK) or not _can_create_in(probe):
         where = "" if probe == shown else f" ({probe} is not writable)"
         raise ConfigError(f"{option} {shown} is not writable{where}")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Create and remove a file in ``folder``: as root ``os.access`` says yes under ``/proc`` and ``/sys`` (and on
+    a read-only mount), so only a real write tells."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".rsbench-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+    return True
 
 
 # ------------------------------------------------------------------ data files

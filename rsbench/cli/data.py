@@ -52,6 +52,9 @@ def synth_cmd(
     out = out.expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"--out {out} exists and is not an empty folder; choose a new one")
+    from rsbench.validate import writable_folder
+
+    writable_folder(out)
     given = {"size": size, "n_train": n_train, "n_val": n_val, "n_test": n_test, "seed": seed}
     settings = {**synth_defaults(base), **{k: v for k, v in given.items() if v is not None}}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ def plot_cmd(
     """Per-condition mIoU bars (subsets, RMM, noise) or mIoU against severity (corruptions), one PNG per record."""
     from rsbench.plots import plot_record
     from rsbench.results import read_record
+    from rsbench.validate import writable_folder
 
+    writable_folder(out)
     loaded = [(p, read_record(p)) for p in records]  # every record is checked before anything is drawn
     for path, record in loaded:
         png = plot_record(record, out / f"{path.stem}.png")
