@@ -31,10 +31,13 @@ def train_cmd(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/DATASET/METHOD-PROFILE)."),
     stage: str | None = typer.Option(None, "--stage", help="Only this stage: teacher or student."),
     teacher: Path | None = typer.Option(None, "--teacher", help="Teacher checkpoint for a student stage."),
-    iters: int | None = typer.Option(None, "--iters", help="Override the card's iterations."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Override the batch size."),
-    lr: float | None = typer.Option(None, "--lr", help="Override the learning rate."),
-    seed: int | None = typer.Option(None, "--seed", help="Override the seed."),
+    iters: int | None = typer.Option(
+        None, "--iters", help="Override the card's iterations (a student card: the student's; see --teacher-iters)."),
+    teacher_iters: int | None = typer.Option(
+        None, "--teacher-iters", help="A student card whose teacher is trained here: the teacher's iterations."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Override the batch size (this card's stage)."),
+    lr: float | None = typer.Option(None, "--lr", help="Override the learning rate (this card's stage)."),
+    seed: int | None = typer.Option(None, "--seed", help="Override the seed (both stages)."),
     model: str | None = typer.Option(
         None, "--model", help="Train another registered architecture with this recipe (both stages), e.g. "
         "cmnext_mit_test; its head width is the model's own unless --embed-dim is given (`rsbench models`)."),
@@ -56,7 +59,8 @@ def train_cmd(
 
     # parse and validate everything before any compute: a bad input fails here, with nothing written; the
     # options and the card's values first, before anything imports torch (a typo answers in a fraction of a second)
-    for option, value in (("--iters", iters), ("--batch-size", batch_size), ("--stop-after", stop_after)):
+    for option, value in (("--iters", iters), ("--batch-size", batch_size), ("--stop-after", stop_after),
+                          ("--teacher-iters", teacher_iters)):
         positive_int(option, value)
     positive_float("--lr", lr)
     positive_int("--embed-dim", embed_dim)
@@ -76,12 +80,15 @@ def train_cmd(
         raise ConfigError(f"--stage must be teacher or student, got {stage!r}")
     if stage == "student" and card.stage != "student":
         raise ConfigError(f"method {card.name} has no student stage")
+    _check_stage_options(card, stage, teacher, teacher_iters, {"--iters": iters, "--batch-size": batch_size,
+                                                               "--lr": lr, "--stop-after": stop_after})
     if teacher is not None and not teacher.expanduser().is_file():
         raise ConfigError(f"--teacher {teacher}: no such checkpoint file")
     if card.stage == "student" and teacher is None and card.teacher is None:
         raise ConfigError(f"student card {card.name} names no teacher card: pass --teacher PATH")
     if card.stage == "student" and teacher is None and card.teacher is not None:
-        t_card = load_card(card.teacher, profile, {"seed": seed, **architecture}, model_default_width=model is not None)
+        t_card = load_card(card.teacher, profile, {"seed": seed, "iters": teacher_iters, **architecture},
+                           model_default_width=model is not None)
         writable_folder(default_out(dataset, t_card, profile, mods, model), "teacher run folder")
     if stage != "teacher":
         writable_folder(out or default_out(dataset, card, profile, mods, model))
@@ -98,8 +105,11 @@ def train_cmd(
         console.print(message, highlight=False)
 
     if card.stage == "student" and teacher is None:
+        if stage != "student":
+            say(_where_options_go(card, t_card, overrides, architecture, teacher_iters))
         teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
-                              train_it=stage != "student", notify=say, device=device, architecture=architecture)
+                              train_it=stage != "student", notify=say, device=device, architecture=architecture,
+                              teacher_iters=teacher_iters)
         if stage == "teacher":
             return
     elif stage == "teacher" and card.stage == "student":
@@ -124,6 +134,40 @@ def train_cmd(
         say(f"resume with: {again}")
         return
     say(f"done: {res.total} iterations in {res.wall_time_s:.0f} s{tail}: {res.checkpoint}")
+
+
+def _check_stage_options(card: MethodCard, stage: str | None, teacher: Path | None, teacher_iters: int | None,
+                         student_options: dict[str, object]) -> None:
+    """Options that would reach no stage are refused, naming the stage they belong to."""
+    if card.stage == "teacher":
+        if teacher is not None:
+            raise ConfigError(f"--teacher goes with a student card; card {card.name} trains a teacher itself")
+        if teacher_iters is not None:
+            raise ConfigError(f"--teacher-iters goes with a student card; card {card.name} is a teacher: use --iters")
+        return
+    if teacher is not None and teacher_iters is not None:
+        raise ConfigError("--teacher-iters sets the iterations of the teacher trained here, but --teacher gives one")
+    if stage == "teacher":
+        given = [name for name, value in student_options.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} reach{'es' if len(given) == 1 else ''} the student, which "
+                              "--stage teacher does not train (--teacher-iters sets the teacher's iterations)")
+
+
+def _where_options_go(card: MethodCard, t_card: MethodCard, overrides: dict, architecture: dict,
+                      teacher_iters: int | None) -> str:
+    """One line: what each stage trains with, so no option lands on a stage the user did not mean."""
+    given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None and k != "seed"]
+    both = [f"--{k.replace('_', '-')}" for k, v in {"seed": overrides.get("seed"), **architecture}.items()
+            if v is not None]
+    src = "--teacher-iters" if teacher_iters is not None else "its card; --teacher-iters N to change"
+    parts = [f"stage 1, teacher card {t_card.name}: {t_card.iters} iterations ({src})",
+             f"stage 2, {card.name}: {card.iters} iterations"]
+    if given:
+        parts.append(f"{', '.join(given)} reach{'es' if len(given) == 1 else ''} stage 2 only")
+    if both:
+        parts.append(f"{', '.join(both)} reach{'es' if len(both) == 1 else ''} both")
+    return "; ".join(parts)
 
 
 def model_overrides(model: str | None, fill: str | None, embed_dim: int | None) -> dict:

@@ -48,7 +48,7 @@ def train_or_reuse(card: MethodCard, dataset: str, run_dir: Path, *, notify: Cal
 def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | None = None, root: Path | None = None,
                 modalities: tuple[str, ...] | None = None, train_it: bool = True,
                 notify: Callable[[str], None] = print, architecture: dict[str, Any] | None = None,
-                **train_kwargs: Any) -> Path:
+                teacher_iters: int | None = None, **train_kwargs: Any) -> Path:
     """The student card's teacher checkpoint: reused when finished with the same card and data, else trained.
 
     ``architecture``: the student's model overrides (``--model``, ``--fill``, ``--embed-dim``), which the
@@ -58,7 +58,7 @@ def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | Non
     if card.teacher is None:
         raise ConfigError(f"student card {card.name} names no teacher card")
     architecture = architecture or {}
-    t_card = load_card(card.teacher, profile, {"seed": seed, **architecture},
+    t_card = load_card(card.teacher, profile, {"seed": seed, "iters": teacher_iters, **architecture},
                        model_default_width=bool(architecture.get("model")))
     t_out = default_out(dataset, t_card, profile, modalities, architecture.get("model"))
     t_ckpt = t_out / CHECKPOINT_NAME
