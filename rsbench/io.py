@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -83,16 +85,32 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, fsync: bool = False,
+                 before_publish: Callable[[], None] | None = None) -> None:
+    """The one atomic write: ``write(f)`` into a temporary file beside ``path``, then rename it to ``path``.
+
+    A crash, a full disk or an interrupt leaves either the old file or the new one, never a half-written one
+    (the temporary file is removed). ``fsync`` flushes it to disk first (checkpoints); ``before_publish`` runs
+    just before the rename (a checkpoint moves its predecessor aside there).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        if before_publish is not None:
+            before_publish()
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def write_png(path: str | Path, img: np.ndarray) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from torch import nn
 from rsbench.cards import MethodCard, card_from_dict, model_kwargs
 from rsbench.data import SegmentationDataset
 from rsbench.errors import ConfigError
+from rsbench.io import atomic_write
 from rsbench.models import create_model
 from rsbench.models.checkpoint import torch_load_weights_only
 
@@ -59,33 +59,18 @@ PREVIOUS_SUFFIX = ".prev"
 """``last.pt.prev``: the checkpoint before the newest, kept so a run always has one good checkpoint."""
 
 
-def _file_mode() -> int:
-    """What ``open()`` would give a new file: 0o666 less the user's umask (mkstemp alone gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def atomic_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
     """torch.save to a temporary file, flushed to disk, then renamed: a crash never leaves a broken checkpoint.
 
     ``keep_previous`` moves the checkpoint being replaced to ``<path>.prev`` first, so even a file
     corrupted after its write (a full disk, a bad copy) leaves the one before it to resume from.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _file_mode())
+
+    def move_previous() -> None:
         if keep_previous and path.exists():
             os.replace(path, previous_checkpoint(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, lambda f: torch.save(obj, f), fsync=True, before_publish=move_previous)
 
 
 def previous_checkpoint(path: Path) -> Path:
