@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -112,8 +113,36 @@ def make_record(result: Any, *, method: str, dataset: str, split: str, prov: dic
     }
 
 
+class NotFiniteError(ConfigError, ValueError):
+    """A record's number is NaN or infinite: a ``ValueError`` too, as ``json.dumps(allow_nan=False)`` raised
+    for it before the validator looked at values."""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, NUMBER) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(node: dict, key: str, field: str, where: str | Path, minimum: int, optional: bool = False) -> None:
+    """``node[key]`` (the record's field ``field``), when present, is an integer of at least ``minimum``."""
+    if key not in node or (optional and node[key] is None):
+        return
+    value = node[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{where}: field {field!r} has type {type(value).__name__}")
+    if value < minimum:
+        raise ConfigError(f"{where}: field {field!r} is {value}; a count must be at least {minimum}")
+
+
 def validate_record(record: Any, where: str | Path = "record") -> dict[str, Any]:
-    """Check a record's fields and types; the error names the file and the field."""
+    """Check a record's fields, types and values; the error names the file and the field.
+
+    Beyond types: every summary value and every number of a condition is finite (JSON readers accept
+    ``NaN`` and ``Infinity``; rsbench never writes them), mIoU and per-class IoU lie in 0..100, counts
+    (``num_samples``, ``num_classes``, ``resolution``, ``provenance.world_size``, ``threads``,
+    ``trained_iters``, ``seed``) are not negative (``num_samples``, ``num_classes`` and ``world_size`` at least 1),
+    and each condition's per-class list has one entry per class (its ``num_classes``; without one, all
+    conditions' lists have the same length).
+    """
     if not isinstance(record, dict):
         raise ConfigError(f"{where}: a record must be a JSON object")
     for key, types in _REQUIRED.items():
@@ -127,17 +156,52 @@ def validate_record(record: Any, where: str | Path = "record") -> dict[str, Any]
     for key, value in record["summary"].items():
         if not isinstance(value, NUMBER) or isinstance(value, bool):
             raise ConfigError(f"{where}: field 'summary.{key}' is not a number")
+        if not math.isfinite(value):
+            raise NotFiniteError(f"{where}: field 'summary.{key}' is {value}, not a finite number")
+    _count(record, "num_samples", "num_samples", where, 1)
+    _count(record, "resolution", "resolution", where, 1, optional=True)
     if not record["conditions"]:
         raise ConfigError(f"{where}: field 'conditions' is empty")
+    lengths: dict[int, str] = {}
     for key, scores in record["conditions"].items():
-        if not isinstance(scores, dict) or not isinstance(scores.get("miou"), NUMBER):
+        if not isinstance(scores, dict) or not isinstance(scores.get("miou"), NUMBER) or isinstance(
+                scores.get("miou"), bool):
             raise ConfigError(f"{where}: field 'conditions.{key}.miou' is not a number")
         per_class = scores.get("per_class_iou")
-        if not isinstance(per_class, list) or not all(v is None or isinstance(v, NUMBER) for v in per_class):
+        if not isinstance(per_class, list) or not all(
+                v is None or (isinstance(v, NUMBER) and not isinstance(v, bool)) for v in per_class):
             raise ConfigError(f"{where}: field 'conditions.{key}.per_class_iou' is not a list of numbers")
+        for name, value in scores.items():
+            if isinstance(value, NUMBER) and not isinstance(value, bool) and not math.isfinite(value):
+                raise NotFiniteError(f"{where}: field 'conditions.{key}.{name}' is {value}, not a finite number")
+        for i, value in enumerate(per_class):
+            if value is not None and not (math.isfinite(value) and 0 <= value <= 100):
+                raise ConfigError(f"{where}: field 'conditions.{key}.per_class_iou[{i}]' is {value}, not an IoU "
+                                  "in percent (0..100)")
+        if not 0 <= scores["miou"] <= 100:
+            raise ConfigError(f"{where}: field 'conditions.{key}.miou' is {scores['miou']}, not an mIoU in percent "
+                              "(0..100)")
+        _count(scores, "num_classes", f"conditions.{key}.num_classes", where, 1)
+        if "num_classes" in scores:
+            if len(per_class) != scores["num_classes"]:
+                raise ConfigError(f"{where}: field 'conditions.{key}.per_class_iou' has {len(per_class)} entries "
+                                  f"for {scores['num_classes']} classes")
+        lengths.setdefault(len(per_class), key)
+    if len(lengths) > 1:
+        (n_a, a), (n_b, b) = sorted(lengths.items())[:2]
+        raise ConfigError(f"{where}: field 'conditions.{a}.per_class_iou' has {n_a} entries, "
+                          f"'conditions.{b}.per_class_iou' {n_b}: one record has one class count")
     for key in _PROVENANCE:
         if key not in record["provenance"]:
             raise ConfigError(f"{where}: field 'provenance.{key}' is missing")
+    prov = record["provenance"]
+    _count(prov, "world_size", "provenance.world_size", where, 1)
+    _count(prov, "threads", "provenance.threads", where, 1, optional=True)
+    _count(prov, "trained_iters", "provenance.trained_iters", where, 0, optional=True)
+    _count(prov, "seed", "provenance.seed", where, 0, optional=True)
+    wall = prov["wall_time_s"]
+    if not _finite(wall) or wall < 0:
+        raise ConfigError(f"{where}: field 'provenance.wall_time_s' is {wall!r}, not a time in seconds")
     return record
 
 
@@ -175,21 +239,73 @@ def _write_npz(path: Path, per_image: dict[str, Any]) -> None:
         raise
 
 
-def read_per_image(record_path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per condition: the ``[N, K]`` intersection and union counts saved beside a record."""
+Counts = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def read_per_image(record_path: str | Path, record: dict[str, Any] | None = None) -> Counts:
+    """Per condition: the ``[N, K]`` intersection and union counts saved beside a record, checked against it.
+
+    ``record``: the record already read from ``record_path`` (else it is read). The counts must be the
+    record's own (:func:`check_per_image`): a record copied beside another record's ``.npz`` is refused.
+    """
     record_path = Path(record_path)
-    record = read_record(record_path)
+    record = read_record(record_path) if record is None else record
     if not record["per_image"]:
         raise ConfigError(f"{record_path}: no per-image counts were saved with this record")
     npz = per_image_path(record_path, record)
     try:
         with np.load(npz, allow_pickle=False) as z:
             keys = [str(k) for k in z["condition_keys"]]
-            return {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
+            samples = z["sample_index"]
+            counts = {k: (z[f"intersection_{i}"], z[f"union_{i}"]) for i, k in enumerate(keys)}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         why = "holds Python objects, refused: loading them could run code" if "allow_pickle" in str(exc) else (
             type(exc).__name__)
         raise ConfigError(f"{npz}: unreadable per-image counts of {record_path.name} ({why})") from None
+    check_per_image(record_path, record, counts, samples)
+    return counts
+
+
+TOTALS_TOLERANCE = 1e-6
+"""Percentage points: the record's IoUs are float64 divisions of the same integer totals."""
+
+
+def check_per_image(record_path: str | Path, record: dict[str, Any], counts: Counts, sample_index: np.ndarray) -> None:
+    """The per-image counts belong to the record: its conditions, its sample count, its class count, and totals
+    that give its per-class IoUs and each condition's mIoU. The error names the record and what differs."""
+    where = f"{record_path}: its per-image counts {record['per_image']}"
+    if len(keys := list(counts)) != len(set(keys)) or set(keys) != set(record["conditions"]):
+        raise ConfigError(f"{where} hold conditions {', '.join(keys) or 'none'}; the record has "
+                          f"{', '.join(record['conditions'])}")
+    n = int(np.asarray(sample_index).shape[0])
+    if n != record["num_samples"]:
+        raise ConfigError(f"{where} hold {n} samples; the record has {record['num_samples']}")
+    for key, (inter, union) in counts.items():
+        scores = record["conditions"][key]
+        per_class = scores["per_class_iou"]
+        if inter.ndim != 2 or inter.shape != union.shape or inter.shape[0] != n:
+            raise ConfigError(f"{where}: condition {key} has intersection {inter.shape} and union {union.shape}, "
+                              f"expected [{n}, classes] each")
+        if inter.shape[1] != len(per_class):
+            raise ConfigError(f"{where}: condition {key} counts {inter.shape[1]} classes; the record has "
+                              f"{len(per_class)}")
+        if (inter < 0).any() or (union < inter).any():
+            raise ConfigError(f"{where}: condition {key} has negative counts or an intersection above its union")
+        i_tot, u_tot = inter.sum(0, dtype=np.float64), union.sum(0, dtype=np.float64)
+        for c, value in enumerate(per_class):
+            total = None if u_tot[c] == 0 else 100 * i_tot[c] / u_tot[c]
+            if (total is None) != (value is None) or (total is not None and abs(total - value) > TOTALS_TOLERANCE):
+                shown = "no pixels" if total is None else f"IoU {total:.4f}"
+                raise ConfigError(f"{where} are not the record's: condition {key}, class {c}: their totals give "
+                                  f"{shown}, the record {'no IoU' if value is None else f'{value:.4f}'}")
+        iou = np.divide(i_tot, u_tot, out=np.zeros_like(i_tot), where=u_tot > 0)
+        if scores.get("convention", record["convention"]) == "nanmean":  # as rsbench.metrics: absent classes
+            total = float(100 * iou[u_tot > 0].mean()) if (u_tot > 0).any() else float("nan")  # dropped, or 0
+        else:
+            total = float(100 * iou.mean())
+        if not abs(total - scores["miou"]) <= TOTALS_TOLERANCE:
+            raise ConfigError(f"{where} are not the record's: condition {key}: their totals give mIoU {total:.4f}, "
+                              f"the record {scores['miou']:.4f}")
 
 
 def per_image_path(record_path: str | Path, record: dict[str, Any]) -> Path:

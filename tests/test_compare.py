@@ -21,7 +21,19 @@ def _record(folder: Path, method: str, avg: float, seed: int, per_image: dict | 
     rec.update(method=method, **identity)
     rec["summary"] = {"full": avg + 10, "avg": avg}
     rec["provenance"]["seed"] = seed
-    return write_record(rec, folder / f"{method}-{seed}.json", per_image)
+    return write_record(with_counts(rec, per_image), folder / f"{method}-{seed}.json", per_image)
+
+
+def with_counts(rec: dict, per_image: dict | None) -> dict:
+    """``rec`` with the sample count and per-condition IoUs its per-image counts give (a record must match them)."""
+    if per_image is None:
+        return rec
+    rec["num_samples"] = len(per_image["sample_index"])
+    for key, (inter, union) in ((k, v) for k, v in per_image.items() if k != "sample_index"):
+        i, u = np.asarray(inter).sum(0), np.asarray(union).sum(0)
+        iou = [None if b == 0 else 100 * a / b for a, b in zip(i.tolist(), u.tolist(), strict=True)]
+        rec["conditions"][key] = {"miou": float(np.mean([v for v in iou if v is not None])), "per_class_iou": iou}
+    return rec
 
 
 def _counts(base: np.ndarray, shift: int) -> dict:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from rsbench.cli import app
 from rsbench.leaderboard.store import add, build, check, write
 from rsbench.results import write_record
-from tests.test_compare import _counts
+from tests.test_compare import _counts, with_counts
 from tests.test_results import minimal_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,8 +24,8 @@ def _make(folder: Path, method: str, seed: int, shift: int, protocol: str = "emm
     rec.update(method=method, protocol=protocol, checkpoint_sha256=f"{seed}{method}".ljust(64, "0"))
     rec["summary"] = {"full": 50.0 + shift / 10, "avg": 40.0 + shift / 10}
     rec["provenance"]["seed"] = seed
-    base = np.random.default_rng(seed).integers(200, 800, 30)
-    return write_record(rec, folder / f"{method}-{protocol}-{seed}.json", _counts(base, shift))
+    counts = _counts(np.random.default_rng(seed).integers(200, 800, 30), shift)
+    return write_record(with_counts(rec, counts), folder / f"{method}-{protocol}-{seed}.json", counts)
 
 
 def _store(tmp_path: Path) -> Path:
