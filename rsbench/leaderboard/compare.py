@@ -6,7 +6,9 @@ per-image counts saved beside the record). With a baseline, each cell also shows
 it is marked significant (``*``) when its paired interval excludes 0: the same images resampled for
 both (single runs), or the per-seed differences (runs with matching seeds). Records measured under
 different splits, resolutions, mIoU conventions, or on generated vs real data are not compared
-unless forced, and a forced table says so.
+unless forced, and a forced table says so. What may be pooled as seeds (one evaluation once, one
+training per method, distinct seeds): :mod:`rsbench.leaderboard.rules`. Every record's per-image
+counts are read and checked against it (``rsbench.results.check_per_image``) before any statistic.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from rsbench.errors import ConfigError
+from rsbench.leaderboard.rules import check_pooling, drop_duplicates, duplicates_note, seed_of
 from rsbench.leaderboard.stats import bootstrap_interval, paired_difference_runs, seed_interval
-from rsbench.results import find_records, read_per_image
+from rsbench.results import Counts, find_records, read_per_image
 
 COMPARABLE = ("split", "resolution", "convention", "synthetic")
 
@@ -67,29 +70,42 @@ def check_comparable(found: Sequence[tuple[Path, dict]], force: bool) -> str | N
 
 def compare(paths: Iterable[str | Path], *, dataset: str | None = None, protocols: Sequence[str] = (),
             methods: Sequence[str] = (), baseline: str | None = None, force: bool = False, n_boot: int = 1000,
-            seed: int = 0) -> dict[str, Any]:
-    """The comparison as data: ``{"methods", "protocols", "cells": {(method, protocol): Cell}, "note"}``."""
+            seed: int = 0, relative_to: Path | None = None) -> dict[str, Any]:
+    """The comparison as data: ``{"methods", "protocols", "cells": {(method, protocol): Cell}, "note", "dataset",
+    "duplicates": [(dropped, kept)], "duplicates_note"}``.
+
+    ``note``: what ``force`` overrode (None when nothing was forced); ``duplicates_note``: one line saying how
+    many repeated evaluations were counted once (paths shown relative to ``relative_to`` when given).
+    """
     found = _filter(find_records(paths), dataset, protocols, methods)
     if not found:
         raise ConfigError("no records match (check the paths and the --dataset/--protocol/--method filters)")
-    note = check_comparable(found, force)
+    forced = [r for r in [check_comparable(found, force)] if r is not None]
+    found, dropped = drop_duplicates(found)
+    forced += check_pooling(found, force)
+    counts = {path: read_per_image(path, rec) for path, rec in found if rec.get("per_image")}  # before any statistic
     groups: dict[tuple[str, str], list[tuple[Path, dict]]] = {}
     for path, rec in found:
         groups.setdefault((rec["method"], rec["protocol"]), []).append((path, rec))
     if baseline is not None and baseline not in {m for m, _ in groups}:
         raise ConfigError(f"baseline {baseline!r} has no records here (methods: {sorted({m for m, _ in groups})})")
-    cells = {key: _cell(runs, n_boot, seed) for key, runs in groups.items()}
+    cells = {key: _cell(runs, counts, n_boot, seed) for key, runs in groups.items()}
     if baseline is not None:
         for (method, protocol), cell in cells.items():
             base = groups.get((baseline, protocol))
             if base is not None and method != baseline:
-                _delta(cell, groups[method, protocol], base, n_boot, seed)
+                _delta(cell, groups[method, protocol], base, counts, n_boot, seed)
     method_names = sorted({m for m, _ in groups}, key=lambda m: (m != baseline, m))
     from rsbench.protocols.card import ORDER
 
     protocol_names = sorted({p for _, p in groups}, key=lambda p: (ORDER.index(p) if p in ORDER else len(ORDER), p))
+    datasets = {rec["dataset"] for _, rec in found}
+    note = None
+    if forced:
+        note = forced[0] + (f"; and {len(forced) - 1} more" if len(forced) > 1 else "")
     return {"methods": method_names, "protocols": protocol_names, "cells": cells, "note": note,
-            "dataset": found[0][1]["dataset"] if note is None or "dataset" not in note else "mixed"}
+            "dataset": datasets.pop() if len(datasets) == 1 else "mixed", "duplicates": dropped,
+            "duplicates_note": duplicates_note(dropped, relative_to)}
 
 
 def _metric(rec: dict) -> str:
@@ -107,37 +123,34 @@ def _summary_fn(rec: dict):
     return lambda m: sum(m.values()) / len(m)
 
 
-def _seed(rec: dict) -> Any:
-    return rec["provenance"].get("seed")
-
-
-def _cell(runs: list[tuple[Path, dict]], n_boot: int, seed: int) -> Cell:
+def _cell(runs: list[tuple[Path, dict]], counts: dict[Path, Counts], n_boot: int, seed: int) -> Cell:
     metric = _metric(runs[0][1])
     if len(runs) > 1:
         value, lo, hi = seed_interval([r["summary"][metric] for _, r in runs])
     else:
         path, rec = runs[0]
         if rec.get("per_image"):
-            value, lo, hi = bootstrap_interval(read_per_image(path), _summary_fn(rec), rec["convention"], n_boot, seed)
+            value, lo, hi = bootstrap_interval(counts[path], _summary_fn(rec), rec["convention"], n_boot, seed)
             value = rec["summary"][metric]
         else:
             value, lo, hi = rec["summary"][metric], float("nan"), float("nan")
     return Cell(value, lo, hi, len(runs), records=[p for p, _ in runs])
 
 
-def _delta(cell: Cell, runs: list[tuple[Path, dict]], base: list[tuple[Path, dict]], n_boot: int, seed: int) -> None:
+def _delta(cell: Cell, runs: list[tuple[Path, dict]], base: list[tuple[Path, dict]], counts: dict[Path, Counts],
+           n_boot: int, seed: int) -> None:
     """Difference to the baseline; its interval from a paired bootstrap (same images, matching seeds)."""
     metric = _metric(runs[0][1])
     cell.delta = cell.value - sum(r["summary"][metric] for _, r in base) / len(base)
-    by_seed = {_seed(r): p for p, r in base if r.get("per_image")}
-    pairs = [(p, by_seed[_seed(r)]) for p, r in runs if r.get("per_image") and _seed(r) in by_seed]
+    by_seed = {seed_of(r): p for p, r in base if r.get("per_image")}
+    pairs = [(p, by_seed[seed_of(r)]) for p, r in runs if r.get("per_image") and seed_of(r) in by_seed]
     if len(runs) == 1 and len(base) == 1 and not pairs and runs[0][1].get("per_image") and base[0][1].get("per_image"):
         pairs = [(runs[0][0], base[0][0])]  # one run each (e.g. no seed recorded): pair them
     if not pairs:
         return
     try:
         _, cell.delta_low, cell.delta_high = paired_difference_runs(
-            [read_per_image(p) for p, _ in pairs], [read_per_image(q) for _, q in pairs],
+            [counts[p] for p, _ in pairs], [counts[q] for _, q in pairs],
             _summary_fn(runs[0][1]), runs[0][1]["convention"], n_boot, seed)
     except ValueError:
         cell.delta_low = cell.delta_high = None
@@ -150,7 +163,9 @@ def render(result: dict[str, Any], fmt: str = "md") -> str:
         rows = [{"method": m, "protocol": p, "value": c.value, "low": c.low, "high": c.high, "runs": c.runs,
                  "delta": c.delta, "delta_low": c.delta_low, "delta_high": c.delta_high, "significant": c.significant}
                 for (m, p), c in sorted(cells.items())]
-        return json.dumps({"dataset": result["dataset"], "note": result["note"], "rows": rows}, indent=2)
+        return json.dumps({"dataset": result["dataset"], "note": result["note"],
+                           "duplicates": [{"dropped": str(d), "kept": str(k)} for d, k in result.get("duplicates", [])],
+                           "rows": rows}, indent=2)
     if fmt == "csv":
         lines = ["method,protocol,value,low,high,runs,delta,delta_low,delta_high,significant"]
         for (m, p), c in sorted(cells.items()):
@@ -164,7 +179,8 @@ def render(result: dict[str, Any], fmt: str = "md") -> str:
         raise ConfigError(f"unknown format {fmt!r} (md, csv, json, or the default table)")
     best = {p: max((cells[m, p].value for m in methods if (m, p) in cells), default=None) for p in protocols}
     head = "| method | " + " | ".join(protocols) + " |"
-    lines = ([f"> {result['note']}"] if result["note"] else []) + [head, "|---|" + "---:|" * len(protocols)]
+    notes = [n for n in (result["note"], result.get("duplicates_note")) if n]
+    lines = [f"> {n}" for n in notes] + [head, "|---|" + "---:|" * len(protocols)]
     for m in methods:
         out = []
         for p in protocols:
