@@ -3,8 +3,10 @@ its JSON, one evaluation counted once, one training per method, distinct seeds, 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -261,3 +263,156 @@ def test_distinct_seeds_of_one_training_pool_with_a_t_interval(tmp_path: Path) -
     assert res["note"] is None and res["duplicates_note"] is None and res["duplicates"] == []
     assert res["cells"]["teacher", "emm"].runs == res["cells"]["robustseg", "emm"].runs == 3
     assert res["cells"]["robustseg", "emm"].delta == pytest.approx(1.0, abs=0.05)
+
+
+# ------------------------------------------------------------------------------------------- the store
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _lb(tmp_path: Path) -> Path:
+    root = tmp_path / "lb"
+    folder = root / "records" / "deliver-synth" / "teacher"
+    for s in (0, 1):
+        rec_file(folder, f"emm-s{s}.json", seed=s, card=_card(seed=s))
+    return root
+
+
+def test_build_counts_a_copied_record_once_and_says_so_deterministically(tmp_path: Path) -> None:
+    from rsbench.leaderboard.store import build, build_with_notes
+
+    root = _lb(tmp_path)
+    folder = root / "records" / "deliver-synth" / "teacher"
+    (folder / "old").mkdir()
+    for suffix in (".json", ".npz"):
+        shutil.copyfile(folder / f"emm-s0{suffix}", folder / "old" / f"emm-s0{suffix}")
+    files, notes = build_with_notes(root, n_boot=50)
+    assert build(root, n_boot=50) == files
+    store = "records/deliver-synth/teacher"
+    note = ("1 duplicate evaluation counted once (same method, seed, checkpoint, protocol digest, dataset, split and "
+            f"convention): {store}/old/emm-s0.json repeats {store}/emm-s0.json")
+    assert notes == [f"deliver-synth: {note}"]
+    assert f"Note: {note}." in files["deliver-synth.md"] and "(n=2)" in files["deliver-synth.md"]
+    assert ",2\n" in files["deliver-synth.csv"]
+    out = runner.invoke(app, ["leaderboard", "build", "--root", str(root)])
+    assert out.exit_code == 0 and "note: deliver-synth: 1 duplicate evaluation counted once" in out.stdout
+    assert runner.invoke(app, ["leaderboard", "check", "--root", str(root)]).exit_code == 0
+
+
+def test_build_refuses_a_store_that_pools_different_training(tmp_path: Path) -> None:
+    root = _lb(tmp_path)
+    rec_file(root / "records" / "deliver-synth" / "teacher", "emm-s2.json", seed=2, iters=200, card=_card(seed=2))
+    before = _snapshot(root)
+    out = runner.invoke(app, ["leaderboard", "build", "--root", str(root)])
+    assert out.exit_code == 2 and "come from different training" in out.stderr and "200 iterations" in out.stderr
+    assert _snapshot(root) == before
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: rec_file(d, "new.json", seed=2, iters=200, card=_card(seed=2)),
+     r"records of method 'teacher' come from different training: .*emm-s0\.json \(card digest \w+, 3600 iterations\) "
+     r"and .*new\.json \(card digest \w+, 200 iterations\); the store pools a method's records as seeds"),
+    (lambda d: rec_file(d, "new.json", seed=1, sha="c" * 64, card=_card(seed=1), shift=30),
+     r"both have seed 1: .*emm-s1\.json \(checkpoint \w+, protocol digest def\) and .*new\.json \(checkpoint "
+     r"cccccccc, protocol digest def\); seeds must be distinct; the store pools"),
+    (lambda d: (p := rec_file(d, "new.json", seed=2, card=_card(seed=2)),
+                shutil.copyfile(p.parent.parent / "lb" / "records" / "deliver-synth" / "teacher" / "emm-s0.npz",
+                                p.with_suffix(".npz")))[0],
+     r"new\.json: its per-image counts new\.npz are not the record's"),
+])
+def test_add_refuses_what_build_would_and_writes_nothing(tmp_path: Path, make, message: str) -> None:
+    root = _lb(tmp_path)
+    new = make(tmp_path / "runs")
+    before = _snapshot(tmp_path)
+    out = runner.invoke(app, ["leaderboard", "add", str(new), "--root", str(root)])
+    assert out.exit_code == 2 and len(out.stderr.splitlines()) == 1, out.output
+    assert re.search(message, out.stderr), out.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_add_accepts_another_seed_of_the_same_training(tmp_path: Path) -> None:
+    from rsbench.leaderboard.store import add
+
+    root = _lb(tmp_path)
+    new = rec_file(tmp_path / "runs", "new.json", seed=2, card=_card(seed=2, description="reworded"))
+    (_, dest, status), = add([new], root)
+    assert status == "added" and dest.with_suffix(".npz").is_file()
+    assert add([new], root)[0][2] == "present"
+
+
+# ---------------------------------------------------------------------------------------- reported.yaml
+def _reported_root(tmp_path: Path, change) -> Path:
+    import yaml
+
+    root = tmp_path / "lb"
+    root.mkdir()
+    data = yaml.safe_load((REPO / "leaderboards" / "reported.yaml").read_text())
+    change(data["entries"])
+    (root / "reported.yaml").write_text(yaml.safe_dump(data))
+    return root
+
+
+def _entry(i: int, key: str, value) -> object:
+    def change(entries: list) -> None:
+        node = entries[i]
+        *parents, last = key.split(".")
+        for k in parents:  # copied: entries share their source and derived through YAML anchors
+            node[k] = copy.deepcopy(node[k])
+            node = node[k]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    return change
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (_entry(0, "values.emm", float("nan")), r"entry 0 \(CMNeXt, deliver\): field 'values.emm' is nan, not a finite"),
+    (_entry(2, "values.rmm-75", float("inf")), r"entry 2 \(MAGIC, deliver\): field 'values.rmm-75' is inf"),
+    (_entry(5, "values.emm", "19.3"), r"entry 5 \(CMX, muses\): field 'values.emm' is '19.3', not a finite number"),
+    (_entry(5, "values", {}), r"entry 5 \(CMX, muses\): field 'values' is not a non-empty mapping"),
+    (_entry(1, "source", KeyError), r"entry 1 \(GeminiFusion, deliver\) lacks source"),
+    (_entry(1, "source.table", None), r"entry 1 \(GeminiFusion, deliver\): field 'source' needs a paper and a table"),
+    (_entry(0, "released", "cmnext_b2_delivr_rgbdel"), r"entry 0 \(CMNeXt, deliver\): field 'released' is "
+                                                       r"'cmnext_b2_delivr_rgbdel', not a released checkpoint"),
+    (_entry(0, "released", "cmnext_b2_mcubes_rgbadn"), r"field 'released' names cmnext_b2_mcubes_rgbadn, a checkpoint "
+                                                       r"for mcubes"),
+    (_entry(0, "derived.keys", ["emm:missing-9"]), r"field 'derived.keys' names emm:missing-9, not among"),
+    (_entry(0, "derived.how", " "), r"field 'derived.how' is not text"),
+    (_entry(0, "derived", {"keys": ["emm"]}), r"field 'derived' needs exactly keys .* and how"),
+    (_entry(3, "relased", None), r"entry 3 \(MAGIC\+\+, deliver\): field 'relased' is not an entry field"),
+    (_entry(3, "resolution", -1), r"field 'resolution' is -1, not a positive size or null"),
+    (_entry(3, "model", 7), r"field 'model' is not a name"),
+])
+def test_reported_yaml_is_validated_with_one_line_naming_file_and_entry(tmp_path: Path, change, message: str) -> None:
+    from rsbench.leaderboard.store import _reported
+
+    root = _reported_root(tmp_path, change)
+    prefix = "" if message.startswith("entry") else r"entry \d+ \([^)]*\): "
+    with pytest.raises(ConfigError, match=r"lb/reported\.yaml: " + prefix + message):
+        _reported(root)
+    before = _snapshot(root)
+    out = runner.invoke(app, ["leaderboard", "build", "--root", str(root)])
+    assert out.exit_code == 2 and len(out.stderr.splitlines()) == 1 and "reported.yaml: entry" in out.stderr
+    assert _snapshot(root) == before
+
+
+def test_reported_yaml_that_is_not_yaml_is_one_line(tmp_path: Path) -> None:
+    from rsbench.leaderboard.store import _reported
+
+    root = tmp_path / "lb"
+    root.mkdir()
+    (root / "reported.yaml").write_text("entries:\n  - {model: X, dataset: deliver\n")
+    with pytest.raises(ConfigError, match=r"reported\.yaml: not valid YAML at line \d+"):
+        _reported(root)
+    (root / "reported.yaml").write_text("entries: 3\n")
+    with pytest.raises(ConfigError, match=r"reported\.yaml: expected a mapping with a list 'entries'"):
+        _reported(root)
+
+
+def test_the_committed_reported_yaml_is_valid() -> None:
+    from rsbench.leaderboard.store import _reported
+
+    entries = _reported(REPO / "leaderboards")
+    assert len(entries) == 10 and sum(bool(e.get("released")) for e in entries) == 1
+    assert sum(bool(e.get("derived")) for e in entries) == 3

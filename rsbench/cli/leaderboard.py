@@ -25,10 +25,13 @@ def add_cmd(records: list[Path] = typer.Argument(..., help="Record files or fold
 @app.command("build")
 def build_cmd(root: Path = ROOT) -> None:
     """Write <dataset>.md, <dataset>.csv and index.html from the records and reported.yaml."""
-    from rsbench.leaderboard.store import write
+    from rsbench.leaderboard.store import write_with_notes
 
-    for path in write(root):
+    paths, notes = write_with_notes(root)
+    for path in paths:
         console.print(f"wrote {path}")
+    for note in notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("check")

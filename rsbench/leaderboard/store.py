@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import yaml
 
 from rsbench.errors import ConfigError
 from rsbench.leaderboard.compare import compare, format_cell
-from rsbench.results import find_records, per_image_path, read_record
+from rsbench.leaderboard.rules import check_pooling, drop_duplicates
+from rsbench.results import find_records, read_per_image, read_record
 
 IDENTITY = ("method", "method_digest", "protocol", "protocol_digest", "checkpoint_sha256", "dataset", "split",
             "data_fingerprint", "convention", "fill", "summary", "conditions")
@@ -35,12 +37,26 @@ def _same(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in IDENTITY)
 
 
+STORE_HINT = ("the store pools a method's records as seeds: file this training under another method name, "
+              "or move the other records out")
+
+
 def add(paths: list[Path], root: Path) -> list[tuple[Path, Path, str]]:
-    """Copy records into the store; returns (source, destination, "added" | "present" | "another run")."""
-    found = find_records(paths)  # all are validated, and their .npz partners found, before anything is copied
+    """Copy records into the store; returns (source, destination, "added" | "present" | "another run").
+
+    Before anything is copied, every record is validated, its ``.npz`` read and checked against it, and the
+    records of each method, with those already stored, must pool as seeds (``rsbench.leaderboard.rules``:
+    one training, distinct seeds), as ``build`` will require.
+    """
+    found = find_records(paths)
     for src, rec in found:
         if rec.get("per_image"):
-            per_image_path(src, rec)
+            read_per_image(src, rec)
+    for dataset, method in sorted({(r["dataset"], r["method"]) for _, r in found}):
+        folder = root / "records" / dataset / method
+        stored = find_records([folder]) if folder.is_dir() else []
+        mine = [(p, r) for p, r in found if (r["dataset"], r["method"]) == (dataset, method)]
+        check_pooling(drop_duplicates(stored + mine)[0], force=False, hint=STORE_HINT)
     out = []
     for src, rec in found:
         folder = root / "records" / rec["dataset"] / rec["method"]
@@ -67,44 +83,125 @@ def add(paths: list[Path], root: Path) -> list[tuple[Path, Path, str]]:
     return out
 
 
+REPORTED_FIELDS = ("model", "dataset", "split", "source", "values")
+REPORTED_OPTIONAL = ("resolution", "convention", "released", "derived")
+
+
 def _reported(root: Path) -> list[dict[str, Any]]:
+    """The entries of ``reported.yaml``, validated: one-line errors naming the file and the entry."""
     path = root / "reported.yaml"
     if not path.is_file():
         return []
-    data = yaml.safe_load(path.read_text()) or {}
-    entries = data.get("entries", [])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', None) or type(exc).__name__})"
+                          ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise ConfigError(f"{path}: expected a mapping with a list 'entries'")
+    entries = data["entries"]
     for i, e in enumerate(entries):
-        missing = [k for k in ("model", "dataset", "split", "source", "values") if k not in e]
-        if missing:
-            raise ConfigError(f"{path}: entry {i} lacks {', '.join(missing)}")
+        _check_reported(path, i, e)
     return entries
+
+
+def _check_reported(path: Path, i: int, e: Any) -> None:
+    if not isinstance(e, dict):
+        raise ConfigError(f"{path}: entry {i} is not a mapping")
+    name = f"entry {i} ({e.get('model')}, {e.get('dataset')})"
+
+    def bad(field: str, why: str) -> ConfigError:
+        return ConfigError(f"{path}: {name}: field {field!r} {why}")
+
+    missing = [k for k in REPORTED_FIELDS if k not in e]
+    if missing:
+        raise ConfigError(f"{path}: {name} lacks {', '.join(missing)}")
+    unknown = sorted(set(e) - set(REPORTED_FIELDS) - set(REPORTED_OPTIONAL))
+    if unknown:
+        raise bad(unknown[0], f"is not an entry field ({', '.join(REPORTED_FIELDS + REPORTED_OPTIONAL)})")
+    for key in ("model", "dataset", "split"):
+        if not isinstance(e[key], str) or not e[key]:
+            raise bad(key, "is not a name")
+    source = e["source"]
+    if not isinstance(source, dict) or not all(isinstance(source.get(k), str) and source[k] for k in ("paper",
+                                                                                                       "table")):
+        raise bad("source", "needs a paper and a table (text)")
+    values = e["values"]
+    if not isinstance(values, dict) or not values:
+        raise bad("values", "is not a non-empty mapping of protocol names to numbers")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, (int, float)) or isinstance(value, bool) or not (
+                math.isfinite(value)):
+            raise bad(f"values.{key}", f"is {value!r}, not a finite number")
+    if e.get("convention") is not None and not isinstance(e["convention"], str):
+        raise bad("convention", "is not a name or null")
+    resolution = e.get("resolution")
+    if resolution is not None and (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1):
+        raise bad("resolution", f"is {resolution!r}, not a positive size or null")
+    released = e.get("released")
+    if released is not None:
+        from rsbench.models.zoo.released import released_checkpoints
+
+        known = released_checkpoints()
+        if not isinstance(released, str) or released not in known:
+            raise bad("released", f"is {released!r}, not a released checkpoint (`rsbench models`) or null")
+        if known[released].dataset != e["dataset"]:
+            raise bad("released", f"names {released}, a checkpoint for {known[released].dataset}")
+    derived = e.get("derived")
+    if derived is not None:
+        if not isinstance(derived, dict) or set(derived) != {"keys", "how"}:
+            raise bad("derived", "needs exactly keys (a list of value names) and how (text)")
+        keys = derived["keys"]
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise bad("derived.keys", "is not a non-empty list of value names")
+        absent = [k for k in keys if k not in values]
+        if absent:
+            raise bad("derived.keys", f"names {', '.join(absent)}, not among the entry's values")
+        if not isinstance(derived["how"], str) or not derived["how"].strip():
+            raise bad("derived.how", "is not text")
 
 
 def build(root: Path, n_boot: int = 1000) -> dict[str, str]:
     """File name (relative to ``root``) -> generated text, for every dataset with records or reported numbers."""
+    return build_with_notes(root, n_boot)[0]
+
+
+def build_with_notes(root: Path, n_boot: int = 1000) -> tuple[dict[str, str], list[str]]:
+    """(``build``'s files, one note per dataset whose records repeat an evaluation, counted once)."""
     records_root = root / "records"
     datasets = sorted(p.name for p in records_root.iterdir() if p.is_dir()) if records_root.is_dir() else []
     reported = _reported(root)
     files: dict[str, str] = {}
+    notes: list[str] = []
     sections = []
     for ds in sorted(set(datasets) | {e["dataset"] for e in reported}):
         result = None
         if ds in datasets:
-            result = compare([records_root / ds], dataset=ds, n_boot=n_boot)
+            result = compare([records_root / ds], dataset=ds, n_boot=n_boot, relative_to=root)
+            if result["duplicates_note"]:
+                notes.append(f"{ds}: {result['duplicates_note']}")
         rep = [e for e in reported if e["dataset"] == ds]
         files[f"{ds}.md"] = _markdown(ds, result, rep)
         files[f"{ds}.csv"] = _csv(result, rep)
         sections.append(_html_section(ds, result, rep, root))
     files["index.html"] = _html_page(sections)
-    return files
+    return files, notes
 
 
 def write(root: Path, n_boot: int = 1000) -> list[Path]:
+    return write_with_notes(root, n_boot)[0]
+
+
+def write_with_notes(root: Path, n_boot: int = 1000) -> tuple[list[Path], list[str]]:
+    """Everything is built (and so checked) before the first file is written."""
+    files, notes = build_with_notes(root, n_boot)
     out = []
-    for name, text in build(root, n_boot).items():
+    for name, text in files.items():
         (root / name).write_text(text)
         out.append(root / name)
-    return out
+    return out, notes
 
 
 def check(root: Path, n_boot: int = 1000) -> list[str]:
@@ -142,6 +239,8 @@ def _markdown(ds: str, result: dict[str, Any] | None, reported: list[dict]) -> s
             cells = [format_cell(result["cells"][m, p]) if (m, p) in result["cells"] else "" for p in protocols]
             lines.append(f"| {i} | [{m}](records/{ds}/{m}/) | " + " | ".join(cells) + " |")
         lines.append("")
+        if result["duplicates_note"]:
+            lines += [f"Note: {result['duplicates_note']}.", ""]
     if reported:
         keys = list(dict.fromkeys(k for e in reported for k in e["values"]))
         lines += ["## Reported (published numbers, not reproduced here)", "",
@@ -188,6 +287,8 @@ def _html_section(ds: str, result: dict[str, Any] | None, reported: list[dict], 
             rows.append(f"<tr><td>{html.escape(m)}</td>{cells}</tr>")
         parts.append(f"<table class='sortable' id='{html.escape(ds)}-reproduced'><thead><tr><th data-col='0'>method"
                      f"</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        if result["duplicates_note"]:
+            parts.append(f"<p class='note'>{html.escape(result['duplicates_note'])}.</p>")
         parts.append(_bars(ds, result, root))
     if reported:
         keys = list(dict.fromkeys(k for e in reported for k in e["values"]))
