@@ -609,6 +609,87 @@ ROWS: list[Row] = [
         r"losses rrm need per-stage per-modality features, which model cmnext_mit_test does not have"),
     Row("card-unknown-model-option", lambda c: train_card(card_file(c, model_options={"colour": "red"}), c),
         r"model segformer_mit_test has no option 'colour'"),
+    # ---- comparisons that cannot mislead: values, .npz against JSON, one evaluation once, one training, seeds
+    Row("compare-nan-summary", lambda c: ["compare", record_copy(c, lambda r: r["summary"].update(avg=float("nan")))],
+        r"emm\.json: field 'summary\.avg' is nan, not a finite number"),
+    Row("compare-infinite-condition-number",
+        lambda c: ["compare", record_copy(c, lambda r: next(iter(r["conditions"].values())).update(pixel_acc=1e999))],
+        r"emm\.json: field 'conditions\.[a-z+]+\.pixel_acc' is inf, not a finite number"),
+    Row("compare-negative-samples", lambda c: ["compare", record_copy(c, _set("num_samples", -2))],
+        r"emm\.json: field 'num_samples' is -2; a count must be at least 1"),
+    Row("compare-negative-world-size",
+        lambda c: ["compare", record_copy(c, lambda r: r["provenance"].update(world_size=-1))],
+        r"emm\.json: field 'provenance\.world_size' is -1; a count must be at least 1"),
+    Row("compare-short-per-class-list",
+        lambda c: ["compare", record_copy(c, lambda r: next(iter(r["conditions"].values()))["per_class_iou"].pop())],
+        r"emm\.json: field 'conditions\.[a-z+]+\.per_class_iou' has \d+ entries for \d+ classes"),
+    Row("compare-npz-other-totals",
+        lambda c: ["compare", (p := record_copy(c), z := dict(np.load(p.with_suffix(".npz"))), np.savez(
+            p.with_suffix(".npz"), **{k: v + 1 if k.startswith("union_") else v for k, v in z.items()}), p)[-1]],
+        r"emm\.json: its per-image counts emm\.npz are not the record's: condition [a-z+]+(, class \d+)?: their "
+        r"totals give"),
+    Row("compare-npz-fewer-samples",
+        lambda c: ["compare", (p := record_copy(c), z := dict(np.load(p.with_suffix(".npz"))), np.savez(
+            p.with_suffix(".npz"), **{k: v if k == "condition_keys" else v[:1] for k, v in z.items()}), p)[-1]],
+        r"emm\.json: its per-image counts emm\.npz hold 1 samples; the record has \d+"),
+    Row("compare-npz-fewer-classes",
+        lambda c: ["compare", (p := record_copy(c), z := dict(np.load(p.with_suffix(".npz"))), np.savez(
+            p.with_suffix(".npz"), **{k: v if k in ("condition_keys", "sample_index") else v[:, :-1]
+                                      for k, v in z.items()}), p)[-1]],
+        r"emm\.json: its per-image counts emm\.npz: condition [a-z+]+ counts \d+ classes; the record has \d+"),
+    Row("compare-npz-other-conditions",
+        lambda c: ["compare", (p := record_copy(c), z := dict(np.load(p.with_suffix(".npz"))), np.savez(
+            p.with_suffix(".npz"), **{**z, "condition_keys": np.array(["rgb+nir", *z["condition_keys"][1:]])}), p)[-1]],
+        r"emm\.json: its per-image counts emm\.npz hold conditions rgb\+nir, .*; the record has"),
+    Row("compare-seed-twice-two-checkpoints",
+        lambda c: ["compare", (p := record_copy(c), q := p.with_name("emm-b.json"),
+                               shutil.copyfile(p.with_suffix(".npz"), q.with_suffix(".npz")),
+                               q.write_text(json.dumps({**json.loads(p.read_text()), "checkpoint_sha256": "b" * 64,
+                                                        "per_image": "emm-b.npz"})), p.parent)[-1]],
+        r"records of method 'tiny' under protocol 'emm' both have seed 0: .*emm-b\.json \(checkpoint bbbbbbbb, "
+        r"protocol digest \w+\) and .*emm\.json \(checkpoint \w+, .*\); seeds must be distinct; pass --force"),
+    Row("compare-different-training",
+        lambda c: ["compare", (p := record_copy(c), q := p.with_name("emm-b.json"), r := json.loads(p.read_text()),
+                               shutil.copyfile(p.with_suffix(".npz"), q.with_suffix(".npz")),
+                               q.write_text(json.dumps({**r, "checkpoint_sha256": "b" * 64, "per_image": "emm-b.npz",
+                                                        "provenance": {**r["provenance"], "seed": 1,
+                                                                       "trained_iters": 200}})), p.parent)[-1]],
+        r"records of method 'tiny' come from different training: .*emm-b\.json \(card digest \w+, 200 iterations\) "
+        r"and .*emm\.json \(card digest \w+, \d+ iterations\); pass --force to pool them"),
+    Row("leaderboard-add-different-training",
+        lambda c: (shutil.copytree(c.art.record.parent, c.tmp / "lb" / "records" / "deliver-synth" / "tiny"),
+                   ["leaderboard", "add", record_copy(c, lambda r: (
+                       r.update(checkpoint_sha256="b" * 64), r["provenance"].update(trained_iters=200, seed=1))),
+                    "--root", c.tmp / "lb"])[-1],
+        r"records of method 'tiny' come from different training: .*\(card digest \w+, \d+ iterations\) and "
+        r".*emm\.json \(card digest \w+, 200 iterations\); the store pools a method's records as seeds"),
+    Row("leaderboard-add-npz-of-other-totals",
+        lambda c: ["leaderboard", "add", (p := record_copy(c), z := dict(np.load(p.with_suffix(".npz"))), np.savez(
+            p.with_suffix(".npz"), **{k: v + 1 if k.startswith("union_") else v for k, v in z.items()}), p)[-1],
+                   "--root", c.tmp / "lb"],
+        r"emm\.json: its per-image counts emm\.npz are not the record's"),
+    Row("leaderboard-build-reported-nan",
+        lambda c: (r := c.tmp / "lb", r.mkdir(), (r / "reported.yaml").write_text(
+            (Path(__file__).parents[1] / "leaderboards" / "reported.yaml").read_text().replace(
+                "emm: 37.90", "emm: .nan")), ["leaderboard", "build", "--root", r])[-1],
+        r"lb/reported\.yaml: entry 0 \(CMNeXt, deliver\): field 'values\.emm' is nan, not a finite number"),
+    Row("leaderboard-build-reported-text-value",
+        lambda c: (r := c.tmp / "lb", r.mkdir(), (r / "reported.yaml").write_text(
+            (Path(__file__).parents[1] / "leaderboards" / "reported.yaml").read_text().replace(
+                "emm: 19.30", 'emm: "19.30"')), ["leaderboard", "build", "--root", r])[-1],
+        r"lb/reported\.yaml: entry 5 \(CMX, muses\): field 'values\.emm' is '19\.30', not a finite number"),
+    Row("leaderboard-check-reported-unknown-released",
+        lambda c: (r := c.tmp / "lb", r.mkdir(), (r / "reported.yaml").write_text(
+            (Path(__file__).parents[1] / "leaderboards" / "reported.yaml").read_text().replace(
+                "released: cmnext_b2_deliver_rgbdel", "released: cmnext_b2_delivr_rgbdel")),
+                   ["leaderboard", "check", "--root", r])[-1],
+        r"lb/reported\.yaml: entry 0 \(CMNeXt, deliver\): field 'released' is 'cmnext_b2_delivr_rgbdel', not a "
+        r"released checkpoint"),
+    Row("leaderboard-build-reported-derived-key",
+        lambda c: (r := c.tmp / "lb", r.mkdir(), (r / "reported.yaml").write_text(
+            (Path(__file__).parents[1] / "leaderboards" / "reported.yaml").read_text().replace(
+                'keys: ["emm:missing-0"', 'keys: ["emm:missing-9"')), ["leaderboard", "build", "--root", r])[-1],
+        r"lb/reported\.yaml: entry 0 \(CMNeXt, deliver\): field 'derived\.keys' names emm:missing-9, not among"),
 ]
 
 
