@@ -340,6 +340,9 @@ def read_record(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         record = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        kind = "a torch checkpoint" if zipfile.is_zipfile(path) else "a binary file"
+        raise ConfigError(f"unreadable record {path}: {kind}, not a JSON record") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"unreadable record {path}: {exc}") from None
     if isinstance(record, dict) and record.get("schema") == 1:

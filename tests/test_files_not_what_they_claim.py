@@ -55,3 +55,13 @@ def test_rsbench_cache_pointing_at_a_file(tmp_path, monkeypatch):
                  "deliver-synth", "--out", tmp_path / "r.json")
     assert_one_line_error(result, "is a file, not a folder (generated data is cached there)")
     assert (tmp_path / "cache").read_text() == "not a folder" and not (tmp_path / "r.json").exists()
+
+
+def test_a_checkpoint_given_to_plot_and_a_binary_json_among_records(tmp_path):
+    torch.save({"model": {}, "card": {}}, tmp_path / "last.pt")
+    assert_one_line_error(run("plot", tmp_path / "last.pt", "--out", tmp_path / "plots"),
+                          "last.pt: a torch checkpoint, not a JSON record")
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "x.json").write_bytes(os.urandom(64) + b"\xff\xfe")
+    assert_one_line_error(run("compare", tmp_path / "records"), "x.json: a binary file, not a JSON record")
+    assert not (tmp_path / "plots").exists()
