@@ -105,11 +105,10 @@ def train_cmd(
         console.print(message, highlight=False)
 
     if card.stage == "student" and teacher is None:
-        if stage != "student":
-            say(_where_options_go(card, t_card, overrides, architecture, teacher_iters))
         teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
                               train_it=stage != "student", notify=say, device=device, architecture=architecture,
-                              teacher_iters=teacher_iters)
+                              teacher_iters=teacher_iters,
+                              plan=_where_options_go(card, t_card, overrides, architecture, teacher_iters))
         if stage == "teacher":
             return
     elif stage == "teacher" and card.stage == "student":

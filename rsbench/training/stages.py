@@ -48,7 +48,7 @@ def train_or_reuse(card: MethodCard, dataset: str, run_dir: Path, *, notify: Cal
 def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | None = None, root: Path | None = None,
                 modalities: tuple[str, ...] | None = None, train_it: bool = True,
                 notify: Callable[[str], None] = print, architecture: dict[str, Any] | None = None,
-                teacher_iters: int | None = None, **train_kwargs: Any) -> Path:
+                teacher_iters: int | None = None, plan: str | None = None, **train_kwargs: Any) -> Path:
     """The student card's teacher checkpoint: reused when finished with the same card and data, else trained.
 
     ``architecture``: the student's model overrides (``--model``, ``--fill``, ``--embed-dim``), which the
@@ -67,6 +67,8 @@ def teacher_for(card: MethodCard, dataset: str, *, profile: str, seed: int | Non
         return t_ckpt
     if not train_it:
         raise ConfigError(f"no finished teacher at {t_ckpt}: run --stage teacher first, or pass --teacher PATH")
+    if plan:  # only when the teacher is trained here: what each stage trains, and which options reach it
+        notify(plan)
     notify(f"stage 1: teacher card {t_card.name} -> {t_out}")
     res = train(t_card, dataset, t_out, root=root, modalities=modalities, profile=profile, notify=notify,
                 resume=has_checkpoint(t_out), **train_kwargs)
