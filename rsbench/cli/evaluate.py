@@ -13,6 +13,7 @@ from rsbench.threads import THREADS_HELP
 
 if TYPE_CHECKING:
     from rsbench.evaluation import EvalResult
+    from rsbench.signals import EvaluationInterrupted
 
 
 def result_table(result: EvalResult, title: str) -> Table:
@@ -75,6 +76,7 @@ def eval_cmd(
     from rsbench.protocols.engine import resolve_card
     from rsbench.results import record_weights_evaluation
     from rsbench.runs import pick_device
+    from rsbench.signals import EvaluationInterrupted, Interrupted, stop_signals
     from rsbench.threads import apply_threads, choose_threads
     from rsbench.validate import check_dataset_files, check_device, positive_int
 
@@ -123,20 +125,33 @@ def eval_cmd(
         from rsbench.protocols.weights import build_weights_model
 
         model = build_weights_model(spec, weights, ds.modalities, ds.info.num_classes)
-        for card in cards:
-            result = evaluate(model.to(dev), ds, card, batch_size=batch_size, device=dev,
-                              convention=convention, progress=True)
-            target = out if out is None or len(cards) == 1 else out / f"{card.name}.json"
-            path = record_weights_evaluation(result, weights, spec.model, spec.options(), dataset, split, str(dev),
-                                             target)
-            title = f"{weights.name} ({spec.model}) on {dataset}/{split}: {card.name} (fill {card.fill}, {convention})"
-            console.print(result_table(result, title))
-            console.print(f"record: {path}")
+        written: list[str] = []
+        with stop_signals(raise_at_once=True, exiting=True) as stop:
+            try:
+                for card in cards:
+                    result = evaluate(model.to(dev), ds, card, batch_size=batch_size, device=dev,
+                                      convention=convention, progress=True)
+                    target = out if out is None or len(cards) == 1 else out / f"{card.name}.json"
+                    with stop.deferred():
+                        path = record_weights_evaluation(result, weights, spec.model, spec.options(), dataset, split,
+                                                         str(dev), target)
+                        written.append(str(path))
+                    title = (f"{weights.name} ({spec.model}) on {dataset}/{split}: {card.name} (fill {card.fill}, "
+                             f"{convention})")
+                    console.print(result_table(result, title))
+                    console.print(f"record: {path}")
+            except Interrupted as exc:
+                _interrupted(EvaluationInterrupted(exc.signum, written, [c.name for c in cards[len(written):]]))
         return
     from rsbench.protocols.checkpoint import evaluate_checkpoint
 
-    evaluated = evaluate_checkpoint(checkpoint, cards, split=split, dataset=dataset, root=root, batch_size=batch_size,
-                                    device=dev, convention=convention, progress=True, out=out)
+    with stop_signals(raise_at_once=True, exiting=True):  # the one evaluate_checkpoint uses (nested: shared)
+        try:
+            evaluated = evaluate_checkpoint(checkpoint, cards, split=split, dataset=dataset, root=root,
+                                            batch_size=batch_size, device=dev, convention=convention, progress=True,
+                                            out=out)
+        except EvaluationInterrupted as stop:
+            _interrupted(stop)
     for (result, path), pcard in zip(evaluated, cards, strict=True):
         title = f"{checkpoint} on {dataset or 'its dataset'}/{split}: {pcard.name} (fill {pcard.fill}, {convention})"
         console.print(result_table(result, title))
@@ -144,6 +159,12 @@ def eval_cmd(
     if plot is not None:
         _plots(plot, checkpoint, [(pcard, path) for (_, path), pcard in zip(evaluated, cards, strict=True)], split,
                dataset, root)
+
+
+def _interrupted(stop: EvaluationInterrupted) -> None:
+    """One line: the records written and the protocols left; exit 128 + the signal's number."""
+    console.print(str(stop), highlight=False)
+    raise typer.Exit(stop.exit_code) from None
 
 
 def _check_fills(model: str, cards: list) -> None:

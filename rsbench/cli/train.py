@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +15,9 @@ from rsbench.cards import MethodCard, load_card
 from rsbench.console import console, header_before_output
 from rsbench.errors import ConfigError
 from rsbench.threads import THREADS_HELP
+
+if TYPE_CHECKING:
+    from rsbench.signals import StopSignals
 
 
 def _check_training_data(dataset: str, root: Path | None, card: MethodCard, mods: tuple[str, ...] | None) -> None:
@@ -99,33 +106,43 @@ def train_cmd(
     apply_threads(thread_choice.threads)
     header_before_output(thread_choice.describe())
 
+    from rsbench.signals import stop_signals
     from rsbench.training import TrainingInterrupted, teacher_for, train
 
     def say(message: str) -> None:
         console.print(message, highlight=False)
 
-    if card.stage == "student" and teacher is None:
-        teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
-                              train_it=stage != "student", notify=say, device=device, architecture=architecture,
-                              teacher_iters=teacher_iters,
-                              plan=_where_options_go(card, t_card, overrides, architecture, teacher_iters))
-        if stage == "teacher":
-            return
-    elif stage == "teacher" and card.stage == "student":
-        raise ConfigError("--stage teacher trains the teacher of a student card: leave out --teacher")
+    nproc = max(nproc, int(os.environ.get("WORLD_SIZE", "1")))  # under torchrun: resume with as many processes
+    again = ""
+    # one stop request for the whole command: a signal between the teacher and the student still stops it
+    with stop_signals(exiting=True):
+        try:
+            if card.stage == "student" and teacher is None:
+                plan = _where_options_go(card, t_card, overrides, architecture, teacher_iters)
+                again = _resume_command(method, dataset, profile, out or default_out(dataset, card, profile, mods,
+                                                                                    model),
+                                        {**overrides, **architecture, "teacher_iters": teacher_iters}, modalities,
+                                        root, None, nproc, stage=stage)
+                teacher = teacher_for(card, dataset, profile=profile, seed=seed, root=root, modalities=mods,
+                                      train_it=stage != "student", notify=say, device=device,
+                                      architecture=architecture, teacher_iters=teacher_iters, plan=plan)
+                if stage == "teacher":
+                    return
+            elif stage == "teacher" and card.stage == "student":
+                raise ConfigError("--stage teacher trains the teacher of a student card: leave out --teacher")
 
-    out = out or default_out(dataset, card, profile, mods, model)
-    label = "stage 2: student" if card.stage == "student" else "training"
-    console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
-    again = _resume_command(method, dataset, profile, out, {**overrides, **architecture}, modalities, root,
-                            teacher if card.stage == "student" else None, nproc)
-    try:
-        res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
-                    device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share, notify=say)
-    except TrainingInterrupted as stop:
-        say(f"interrupted at iteration {stop.iteration} of {stop.total}; checkpoint: {stop.checkpoint}")
-        say(f"resume with: {again}")
-        raise typer.Exit(130) from None
+            out = out or default_out(dataset, card, profile, mods, model)
+            label = "stage 2: student" if card.stage == "student" else "training"
+            console.print(f"[bold]{label}[/bold] card {card.name} ({profile}) on {dataset} -> {out}")
+            again = _resume_command(method, dataset, profile, out, {**overrides, **architecture}, modalities, root,
+                                    teacher if card.stage == "student" else None, nproc)
+            res = train(card, dataset, out, root=root, teacher=teacher, resume=resume, stop_after=stop_after,
+                        device=device, profile=profile, modalities=mods, log_grad_share=log_grad_share, notify=say)
+        except TrainingInterrupted as stop:
+            say(f"interrupted at iteration {stop.iteration} of {stop.total} ({stop.signal}); checkpoint: "
+                f"{stop.checkpoint}")
+            say(f"resume with: {again}")
+            raise typer.Exit(stop.exit_code) from None
     last = res.history[-1] if res.history else None
     tail = f", val mIoU {last['val_miou']:.2f}" if last else ""
     if not res.complete:
@@ -182,8 +199,11 @@ def model_overrides(model: str | None, fill: str | None, embed_dim: int | None) 
 
 
 def _launch_torchrun(nproc: int) -> None:
-    """Run this same command line under torchrun with ``nproc`` processes, and exit with its status."""
-    import subprocess
+    """Run this same command line under torchrun with ``nproc`` processes, and exit with its status.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2) stops the ranks at their next agreed step, with a checkpoint;
+    the launcher then exits with 128 + the signal's number.
+    """
     import sys
 
     args, skip = [], False
@@ -197,16 +217,59 @@ def _launch_torchrun(nproc: int) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m",
            "rsbench", *args]
     console.print(f"launching {nproc} processes: {' '.join(cmd[2:])}", highlight=False)
-    run = subprocess.run(cmd, check=False, stderr=subprocess.PIPE, text=True)
-    if run.returncode:  # every rank reports the same error, and torchrun adds its own report: say it once
-        errors = list(dict.fromkeys(x for x in run.stderr.splitlines() if x.startswith("rsbench: error:")))
-        typer.echo("\n".join(errors) or run.stderr.rstrip()[-4000:], err=True)
-    raise typer.Exit(run.returncode if run.returncode >= 0 else 128 - run.returncode)  # signal N: 128 + N
+    # torchrun passes SIGUSR1/SIGUSR2 on to the ranks (by default they would end torchrun itself)
+    env = {"TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2", **os.environ}
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) as proc, _forward_stop_signals(proc) as got:
+        _, stderr = proc.communicate()
+    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode  # signal N: 128 + N
+    errors = list(dict.fromkeys(x for x in stderr.splitlines() if x.startswith("rsbench: error:")))
+    if got.signum is not None:  # the ranks stopped (rank 0 said where and how to resume): no torchrun report
+        if errors:
+            typer.echo("\n".join(errors), err=True)
+        raise typer.Exit(got.exit_code if code else 0)
+    if code:  # every rank reports the same error, and torchrun adds its own report: say it once
+        typer.echo("\n".join(errors) or stderr.rstrip()[-4000:], err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _forward_stop_signals(proc: subprocess.Popen) -> Iterator[StopSignals]:
+    """While torchrun runs: the launcher stays alive, and the first stop signal it gets goes to the ranks.
+
+    To the ranks (torchrun's children), not to torchrun: a terminal's Ctrl-C and a scheduler's signal reach
+    torchrun directly, and torchrun ends its own shutdown early on a second one. The ranks count repeats once.
+    """
+    from rsbench.signals import stop_signals
+
+    def forward(signum: int) -> None:
+        for pid in _children(proc.pid) or [proc.pid]:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    with stop_signals(on_first=forward, exiting=True) as got:
+        yield got
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields and fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _resume_command(method: str, dataset: str, profile: str, out: Path, overrides: dict, modalities: str | None,
-                    root: Path | None, teacher: Path | None, nproc: int = 1) -> str:
-    """The command that continues this run (the same settings, ``--resume``)."""
+                    root: Path | None, teacher: Path | None, nproc: int = 1, stage: str | None = "") -> str:
+    """The command that continues this run (the same settings, ``--resume``).
+
+    ``stage`` other than ``""``: the command of a student card's teacher stage (the student's ``out``), which
+    resumes the teacher by itself (no ``--resume``: the student has no checkpoint yet).
+    """
     import shlex
 
     args = ["rsbench", "train", method, "-d", dataset, "-p", profile, "--out", str(out)]
@@ -217,6 +280,8 @@ def _resume_command(method: str, dataset: str, profile: str, out: Path, override
         args += ["--root", str(root)]
     if teacher is not None:
         args += ["--stage", "student", "--teacher", str(teacher)]
+    if stage:
+        args += ["--stage", stage]
     if nproc > 1:
         args += ["--nproc", str(nproc)]
-    return shlex.join([*args, "--resume"])
+    return shlex.join(args if stage != "" else [*args, "--resume"])

@@ -20,6 +20,7 @@ from rsbench.protocols.card import ProtocolCard
 from rsbench.protocols.engine import EvalResult, resolve_card, run_protocol
 from rsbench.results import record_checkpoint_evaluation
 from rsbench.runs import load_checkpoint, model_from_checkpoint
+from rsbench.signals import EvaluationInterrupted, Interrupted, StopSignals, stop_signals
 
 
 def _check_fits(checkpoint: str | Path, ckpt: dict, name: str) -> None:
@@ -52,8 +53,26 @@ def evaluate_checkpoint(
 
     ``out``: the record path for one protocol, a folder (``<out>/<protocol>.json``) for several;
     default ``<run>/records/<protocol>-<split>-<time>.json``.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2) ends it at once with
+    :class:`rsbench.signals.EvaluationInterrupted`, naming the records written and the protocols left; a
+    record being written is finished first (records are whole or absent).
     """
     cards = [resolve_card(p, fill) for p in protocols]
+    results: list[tuple[EvalResult, Path | None]] = []
+    with stop_signals(raise_at_once=True) as stop:
+        try:
+            _evaluate(checkpoint, cards, results, stop, split, dataset, root, batch_size, device, convention,
+                      progress, write, out)
+        except Interrupted as exc:
+            written = [str(path) for _, path in results if path is not None]
+            raise EvaluationInterrupted(exc.signum, written, [c.name for c in cards[len(results):]]) from None
+    return results
+
+
+def _evaluate(checkpoint: str | Path, cards: list[ProtocolCard], results: list[tuple[EvalResult, Path | None]],
+              stop: StopSignals, split: str, dataset: str | None, root: str | Path | None, batch_size: int,
+              device: str | torch.device, convention: str, progress: bool, write: bool, out: str | Path | None) -> None:
     ckpt = load_checkpoint(checkpoint)
     model, card = model_from_checkpoint(ckpt)
     name = dataset or ckpt["dataset"]
@@ -63,13 +82,12 @@ def evaluate_checkpoint(
                         modalities=tuple(ckpt["modalities"]))
     dev = dist.setup(str(device))  # under torchrun: join the group; each rank scores its shard
     model = model.to(dev)
-    results = []
     for pcard in cards:
         result = run_protocol(model, ds, pcard, batch_size=batch_size, device=dev, convention=convention,
                               progress=progress)
         path = None
-        if write and dist.is_primary():  # rank 0 alone writes (it holds the merged counts)
-            target = None if out is None else (Path(out) if len(cards) == 1 else Path(out) / f"{pcard.name}.json")
-            path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), target)
-        results.append((result, path))
-    return results
+        with stop.deferred():  # a signal now waits for the record (and its place in ``results``)
+            if write and dist.is_primary():  # rank 0 alone writes (it holds the merged counts)
+                target = None if out is None else (Path(out) if len(cards) == 1 else Path(out) / f"{pcard.name}.json")
+                path = record_checkpoint_evaluation(result, checkpoint, ckpt, card, name, split, str(dev), target)
+            results.append((result, path))

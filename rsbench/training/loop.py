@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from rsbench.runs import (
     model_from_checkpoint,
 )
 from rsbench.seeding import mix
+from rsbench.signals import STOP_SIGNALS, StopSignals, exit_code, ignore_stop_signals, signal_name, stop_signals
 from rsbench.training.grad_share import GRAD_SHARE_EVERY, gradient_shares
 from rsbench.training.log import TrainLog
 from rsbench.training.schedule import lr_factor, param_groups
@@ -67,13 +67,15 @@ class TrainingError(RsbenchError):
 
 
 class TrainingInterrupted(RsbenchError):
-    """Ctrl-C: the run stopped cleanly at ``iteration`` with a checkpoint written there."""
+    """A stop signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2): the run stopped cleanly at ``iteration`` with a
+    checkpoint written there. ``exit_code`` is 128 + the signal's number (130 for Ctrl-C)."""
 
-    exit_code = 130
-
-    def __init__(self, iteration: int, total: int, checkpoint: Path) -> None:
-        super().__init__(f"interrupted at iteration {iteration} of {total}; checkpoint written: {checkpoint}")
+    def __init__(self, iteration: int, total: int, checkpoint: Path, signum: int = signal.SIGINT) -> None:
+        self.signal = signal_name(signum)
+        super().__init__(f"interrupted at iteration {iteration} of {total} ({self.signal}); checkpoint written: "
+                         f"{checkpoint}")
         self.iteration, self.total, self.checkpoint = iteration, total, checkpoint
+        self.exit_code = exit_code(signum)
 
 
 @dataclass
@@ -136,27 +138,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@contextmanager
-def sigint_flag() -> Iterator[threading.Event]:
-    """The first Ctrl-C sets a flag the loop checks between steps (so the state saved is consistent);
-    a second one interrupts at once."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _card_differences(saved: dict[str, Any], card: MethodCard) -> dict[str, tuple[Any, Any]]:
     """``{key: (in the checkpoint, now)}`` for every setting that differs (saved cards converted first)."""
     now = card.to_dict()
@@ -202,18 +183,25 @@ def train(
         log_grad_share: write each weighted term's encoder gradient norm, and its ratio to the
             cross-entropy's, into ``log.jsonl`` (costs extra backward passes).
         notify: where one-line messages go (estimated duration, schedule changes); default: the bar.
+
+    Stop signals (``rsbench.signals``): from the call's start, the first SIGINT, SIGTERM, SIGUSR1 or SIGUSR2
+    (repeats counted once) stops the run after the current step, with a checkpoint there, and raises
+    :class:`TrainingInterrupted` (the lock is released). One process checks after every step; under torchrun the
+    ranks agree on it after every step on CPU (gloo, cheap) and at sync points on GPU (every rank stops at the same
+    step; a host sync each).
     """
     out_dir = Path(out_dir).expanduser()
-    dev = dist.setup(device)
-    with run_lock(out_dir):
-        return _train(card, dataset, out_dir, root, teacher, resume, stop_after, dev, progress, profile, modalities,
-                      log_grad_share, notify)
+    with stop_signals() as stop:
+        dev = dist.setup(device)
+        with run_lock(out_dir):
+            return _train(card, dataset, out_dir, root, teacher, resume, stop_after, dev, progress, profile,
+                          modalities, log_grad_share, notify, stop)
 
 
 def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | None, teacher: str | Path | None,
            resume: bool, stop_after: int | None, dev: torch.device, progress: bool, profile: str,
            modalities: tuple[str, ...] | None, log_grad_share: bool,
-           notify: Callable[[str], None] | None) -> TrainResult:
+           notify: Callable[[str], None] | None, stop_request: StopSignals) -> TrainResult:
     start_time = time.perf_counter()
     rank, world = dist.rank(), dist.world_size()
     primary = rank == 0
@@ -307,7 +295,8 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
     # A private generator: creating the loader's iterator must not draw from the global RNG,
     # or a resumed run's dropout masks would shift by one draw.
     loader = DataLoader(aug, batch_sampler=batches, num_workers=card.num_workers, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(card.seed), pin_memory=dev.type == "cuda")
+                        generator=torch.Generator().manual_seed(card.seed), pin_memory=dev.type == "cuda",
+                        worker_init_fn=ignore_stop_signals if card.num_workers else None)
     end_iter = card.iters if stop_after is None else min(card.iters, start_iter + stop_after)
 
     def save(it: int) -> None:
@@ -375,8 +364,21 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
         bar.update(pending[-1][0], **dict(zip(pending[-1][2], rows[-1], strict=True)))
         pending.clear()
 
-    with sigint_flag() as interrupted, TrainProgress(total=card.iters, start=start_iter, enabled=progress and primary,
-                                                     title=f"{card.name} on {dataset}") as bar:
+    def agreed_stop(sync: bool) -> int | None:
+        """The signal that stops the run after this step (None: go on); under torchrun every rank gets the same."""
+        signum = stop_request.signum
+        if world == 1:
+            return signum
+        if not (sync or dev.type == "cpu"):  # on GPU the ranks agree at sync points only (a host sync each)
+            return None
+        votes = torch.zeros(len(STOP_SIGNALS))
+        if signum is not None:
+            votes[STOP_SIGNALS.index(signum) if signum in STOP_SIGNALS else 0] = 1.0
+        hits = dist.all_reduce_sum(votes.to(dev)).tolist()
+        return next((int(STOP_SIGNALS[i]) for i, v in enumerate(hits) if v > 0), None)
+
+    with TrainProgress(total=card.iters, start=start_iter, enabled=progress and primary,
+                       title=f"{card.name} on {dataset}") as bar:
         say = notify or bar.log
         for note in notes if primary else []:
             say(note)
@@ -384,7 +386,11 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             say(f"the paper profile is the published GPU schedule ({card.iters} iterations at crop {card.crop}); "
                 "on a CPU it takes hours to days (an estimate follows after the first iterations): "
                 "--profile quick trains in minutes")
-        t_first = None
+        if world == 1 and stop_request.requested and start_iter < end_iter:  # a signal during the setup
+            if state is None:
+                save(it)
+            raise TrainingInterrupted(it, card.iters, ckpt_path, stop_request.signum or signal.SIGINT)
+        t_first, t_loop = None, time.perf_counter()
         for batch in loader:
             if it >= end_iter:
                 break
@@ -409,8 +415,13 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             # detached: holding a step's graph until the sync point would keep its activations alive
             pending.append((it + 1, optimizer.param_groups[0]["lr"], {k: v.detach() for k, v in out.items()}, shares))
             it += 1
-            if it == start_iter + 1:  # the first step warms up: timing starts after it
+            if it == start_iter + 1:  # the first step warms up: timing starts after it ...
                 t_first = time.perf_counter()
+                if t_first - t_loop > ETA_AFTER_S and primary and it < end_iter:  # ... unless it alone took long
+                    per_it = t_first - t_loop
+                    say(f"estimated: {_fmt_eta(per_it * (end_iter - it))} for the remaining {end_iter - it} "
+                        f"iterations ({per_it:.2f} s per iteration, from the first)")
+                    t_first = None
             elif t_first is not None and primary and it < end_iter:
                 done, spent = it - start_iter - 1, time.perf_counter() - t_first
                 if done >= ETA_AFTER or spent > ETA_AFTER_S:  # slow steps (paper profile on a CPU): say it sooner
@@ -421,10 +432,8 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             validate = it % card.val_interval == 0 or it == card.iters
             due = it % card.ckpt_interval == 0 or it == end_iter  # a checkpoint is due
             sync = due or validate or it % sync_every == 0
-            stop = interrupted.is_set()
-            if world > 1:  # every rank stops at the same step: agreed at sync points (a host sync each)
-                stop = sync and bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=dev)).item())
-            checkpoint = due or stop
+            stop = agreed_stop(sync)
+            checkpoint = due or stop is not None
             miou = None
             if validate:
                 from rsbench.evaluation import evaluate_full
@@ -437,11 +446,11 @@ def _train(card: MethodCard, dataset: str, out_dir: Path, root: str | Path | Non
             if sync or checkpoint:
                 flush(bar, {it: miou} if miou is not None else None)
             if checkpoint:
-                save(it)
+                save(it)  # a signal now only sets the request again (counted once): the write completes
                 last_saved = it
-            if stop:
+            if stop is not None and it < end_iter:  # (a stop at the last step: the run is done)
                 dist.barrier()
-                raise TrainingInterrupted(it, card.iters, ckpt_path)
+                raise TrainingInterrupted(it, card.iters, ckpt_path, stop)
         flush(bar)
     if it == start_iter and state is None:
         save(it)
